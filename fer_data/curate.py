@@ -1,0 +1,226 @@
+"""Curation engine: plan shards, curate each shard into Parquet parts, publish atomically.
+
+The three steps are separate functions so that every orchestrator runs the same code: the
+CLI's process pool (`curate`), Prefect tasks and Dask workers (pipelines/) all call
+`plan_shards`, `run_shard` and `publish`. A shard is a small descriptor; the worker
+re-opens the dataset, so only file paths and counts travel between processes.
+
+Output layout in OUT:
+    curated.parquet/part-00000.parquet ...   one part per shard, in shard order
+    rejects.parquet/part-00000.parquet ...
+    metrics.json                              counts for DVC metrics and logs
+Everything is written under OUT/.staging-*/ first and renamed into place at the end, so a
+crash never leaves a half-written table where a reader (or DVC) would pick it up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fer_data import schema, sources
+from fer_data.labels import NOT_AN_EMOTION
+from fer_data.params import Params
+from fer_data.sources.base import Reject, Sample
+
+log = logging.getLogger("fer_data.curate")
+
+CURATED = "curated.parquet"
+REJECTS = "rejects.parquet"
+METRICS = "metrics.json"
+
+
+@dataclass
+class Stats:
+    """Counts of one shard or of a whole run (they add up)."""
+
+    read: int = 0
+    curated: int = 0
+    unaligned: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    labels: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def add(self, other: "Stats") -> "Stats":
+        self.read += other.read
+        self.curated += other.curated
+        self.unaligned += other.unaligned
+        self.rejected.update(other.rejected)
+        self.labels.update(other.labels)
+        self.seconds += other.seconds
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "curated": self.curated,
+            "unaligned": self.unaligned,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "curated_by_label": dict(sorted(self.labels.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Stats":
+        return cls(d["read"], d["curated"], d["unaligned"], Counter(d["rejected_by_reason"]),
+                   Counter(d["curated_by_label"]), d.get("seconds", 0.0))
+
+
+def label_reject(sample: Sample, params: Params) -> Reject | None:
+    """Why a sample's label keeps it out of the curated table (None when it stays)."""
+    if sample.label is None:
+        if params.keep_unlabelled:
+            return None
+        return Reject(sample.source, sample.locator, "unlabelled", "the dataset gives this image no label")
+    if sample.label == NOT_AN_EMOTION:
+        return Reject(sample.source, sample.locator, "not_an_emotion", f"label {sample.label_native!r} is not an expression class")
+    if params.target.index(sample.label) is None:
+        return Reject(sample.source, sample.locator, "label_outside_target_set",
+                      f"{sample.label} is not in target set {params.target.name} {params.target.classes}")
+    return None
+
+
+class _PartWriter:
+    """Streams rows of one shard into one Parquet part file (created even when empty)."""
+
+    def __init__(self, path: Path, table_schema: pa.Schema, chunk_size: int):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = table_schema
+        self.chunk_size = chunk_size
+        self.rows: list[dict] = []
+        self.writer = pq.ParquetWriter(path, table_schema, compression="zstd")
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def _reject_row(r: Reject) -> dict:
+    return {"source": r.source, "locator": r.locator, "reason": r.reason, "detail": r.detail}
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, Any], index: int, staging: str) -> dict:
+    """Curate one shard into STAGING/{curated,rejects}.parquet/part-INDEX.parquet; return its counts."""
+    from fer_data.faces.process import process  # keeps dlib out of the import path of planning
+
+    start = time.perf_counter()
+    src = sources.get(source_name)(root, params.source(source_name))
+    stats = Stats()
+    staging_dir = Path(staging)
+    curated = _PartWriter(staging_dir / CURATED / part_name(index), schema.CURATED, params.run.chunk_size)
+    rejects = _PartWriter(staging_dir / REJECTS / part_name(index), schema.REJECTS, params.run.chunk_size)
+    try:
+        for item in src.iter_shard(shard):
+            stats.read += 1
+            if isinstance(item, Sample):
+                item = label_reject(item, params) or process(item, params)
+            if isinstance(item, Reject):
+                stats.rejected[item.reason] += 1
+                rejects.append(_reject_row(item))
+                continue
+            stats.curated += 1
+            stats.unaligned += not item["aligned"]
+            stats.labels[item["label"] or "unlabelled"] += 1
+            curated.append(item)
+    finally:
+        curated.close()
+        rejects.close()
+    stats.seconds = time.perf_counter() - start
+    return stats.to_dict() | {"seconds": stats.seconds}
+
+
+def plan_shards(source_name: str, root: str | Path, params: Params) -> list[dict[str, Any]]:
+    src = sources.get(source_name)(root, params.source(source_name))
+    return src.shards(params.run.shard_size, min_shards=4 * params.run.worker_count())
+
+
+def new_staging(out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".staging-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    return staging
+
+
+def publish(staging: Path, out_dir: Path, totals: Stats, extra_metrics: Mapping[str, Any] | None = None) -> dict:
+    """Write metrics, then move each finished output over the old one (old kept until swapped)."""
+    metrics = totals.to_dict() | dict(extra_metrics or {})
+    (staging / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    for name in (CURATED, REJECTS, METRICS):
+        target = out_dir / name
+        trash = out_dir / f".old-{uuid.uuid4().hex[:8]}-{name}"
+        if target.exists():
+            os.replace(target, trash)
+        os.replace(staging / name, target)
+        if trash.exists():
+            shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
+    shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+MapShards = Callable[[list[dict[str, Any]], str], Iterable[dict]]
+
+
+def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Params,
+           map_shards: MapShards | None = None) -> dict:
+    """Curate a dataset into OUT; returns the metrics. `map_shards` runs shards elsewhere."""
+    out = Path(out_dir)
+    start = time.perf_counter()
+    shard_list = plan_shards(source_name, root, params)
+    staging = new_staging(out)
+    log.info("%s: curating %s in %d shard(s) with %d worker(s)", source_name, root, len(shard_list), params.run.worker_count())
+    try:
+        runner = map_shards or (lambda shards, stg: _pool_map(source_name, str(root), params, shards, stg))
+        totals = Stats()
+        for done, result in enumerate(runner(shard_list, str(staging)), 1):
+            totals.add(Stats.from_dict(result))
+            log.info("%s: shard %d/%d done (%d read, %d curated so far)", source_name, done, len(shard_list), totals.read, totals.curated)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    wall = time.perf_counter() - start
+    extra = {"source": source_name, "seconds": round(wall, 3), "images_per_second": round(totals.read / wall, 2) if wall else None}
+    metrics = publish(staging, out, totals, extra)
+    log.info("%s: %d read, %d curated, %d rejected %s in %.1f s (%.1f img/s)", source_name, totals.read, totals.curated,
+             metrics["rejected"], metrics["rejected_by_reason"], wall, extra["images_per_second"] or 0)
+    return metrics
+
+
+def _pool_map(source_name: str, root: str, params: Params, shard_list: list[dict], staging: str) -> Iterable[dict]:
+    """Run shards on a process pool (dlib's landmark fit holds the GIL: threads would not scale)."""
+    workers = min(params.run.worker_count(), len(shard_list))
+    if workers <= 1:
+        for i, shard in enumerate(shard_list):
+            yield run_shard(source_name, root, params, shard, i, staging)
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as pool:
+        futures = [pool.submit(run_shard, source_name, root, params, s, i, staging) for i, s in enumerate(shard_list)]
+        for fut in futures:
+            yield fut.result()

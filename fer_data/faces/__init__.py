@@ -1,0 +1,1 @@
+"""Face work on one image: detection, 68-point landmarks, eye-based alignment, quality."""

@@ -1,0 +1,158 @@
+"""One sample in, one curated row (or a reject) out: decode, detect, landmarks, align, score."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from fer_data import __version__
+from fer_data.faces import align, landmarks, quality
+from fer_data.faces.detect import Detection, choose_face, detect_faces
+from fer_data.imageio import UnreadableImage, read_grey
+from fer_data.params import Params
+from fer_data.sources.base import EXTRA_FIELDS, Reject, Sample, sha256_bytes
+
+
+def sample_id(source: str, locator: str) -> str:
+    """Stable id from what identifies the input, never from its content or the run."""
+    return hashlib.sha1(f"{source}\0{locator}".encode()).hexdigest()[:16]
+
+
+def load(sample: Sample) -> tuple[np.ndarray, str]:
+    """The sample's grey image and the sha256 of its raw input."""
+    if sample.pixels is not None:
+        grey = sample.pixels
+        if grey.ndim == 3:
+            import cv2
+
+            grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
+        grey = np.ascontiguousarray(grey, dtype=np.uint8)
+        return grey, sample.raw_sha256 or sha256_bytes(grey.tobytes())
+    if sample.path is None:
+        raise UnreadableImage("sample has neither pixels nor a path")
+    grey, digest = read_grey(sample.path)
+    return grey, sample.raw_sha256 or digest
+
+
+def _face(sample: Sample, grey: np.ndarray, params: Params) -> tuple[Detection, int, str] | str:
+    """(detection, number of faces, detector name), or a reject reason."""
+    h, w = grey.shape
+    if sample.face_box is not None:
+        l, t, r, b = sample.face_box
+        box = (max(0, int(l)), max(0, int(t)), min(w - 1, int(r)), min(h - 1, int(b)))
+        if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+            return "bad_face_box"
+        return Detection(box, None), 1, "given"
+    if sample.precropped:
+        return Detection((0, 0, w - 1, h - 1), None), 1, "precropped"
+    dets = detect_faces(grey, sample.expected_face_fraction, params.faces)
+    if not dets:
+        return "no_face"
+    return choose_face(dets, sample.face_side, w), len(dets), params.faces.detector
+
+
+def process(sample: Sample, params: Params) -> dict | Reject:
+    """Curate one sample. Never raises for bad input: problems become Rejects."""
+    try:
+        grey, digest = load(sample)
+    except UnreadableImage as exc:
+        return Reject(sample.source, sample.locator, "unreadable_image", str(exc))
+    found = _face(sample, grey, params)
+    if isinstance(found, str):
+        return Reject(sample.source, sample.locator, found, f"no face found in {grey.shape[1]}x{grey.shape[0]} image" if found == "no_face" else "dataset face box is empty")
+    det, n_faces, detector = found
+    points = landmarks.predict(grey, det.box)
+    fp = params.faces
+    problem = quality.landmark_problem(points, det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio, fp.max_roll_deg)
+    if problem is None:
+        return _aligned_row(sample, grey, digest, det, n_faces, detector, points, params)
+    if sample.precropped and fp.precropped_fallback == "keep_unaligned":
+        return _unaligned_row(sample, grey, digest, det, n_faces, detector, params)
+    return Reject(sample.source, sample.locator, "landmark_check_failed", problem)
+
+
+def _aligned_row(sample, grey, digest, det, n_faces, detector, points, params: Params) -> dict:
+    ap = params.align
+    dst_l, dst_r = align.eye_targets(ap.size, ap.eye_left, ap.eye_right)
+    src_l, src_r = landmarks.eye_centres(points)
+    m = align.similarity(src_l, src_r, dst_l, dst_r)
+    face = align.warp(grey, m, ap.size)
+    large = None
+    if ap.extra_size:
+        ml = align.similarity(src_l, src_r, *align.eye_targets(ap.extra_size, ap.eye_left, ap.eye_right))
+        large = align.warp(grey, ml, ap.extra_size)
+    row = _base_row(sample, grey, digest, det, n_faces, detector, face, large, params)
+    row.update(
+        aligned=True,
+        landmarks=align.transform_points(m, points).astype(np.float32).ravel().tolist(),
+        landmarks_original=points.astype(np.float32).ravel().tolist(),
+        eye_distance=float(np.hypot(*(src_r - src_l))),
+        roll_deg=quality.roll_degrees(points),
+        yaw=quality.yaw_estimate(points),
+        provided_landmarks_nme=_nme(points, sample.provided_landmarks),
+    )
+    return row
+
+
+def _unaligned_row(sample, grey, digest, det, n_faces, detector, params: Params) -> dict:
+    """Pre-cropped image whose landmark fit is not trustworthy: keep the crop, resized, flagged."""
+    import cv2
+
+    l, t, r, b = det.box
+    crop = grey[t : b + 1, l : r + 1]
+
+    def fit(size: int) -> np.ndarray:
+        interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+        return cv2.resize(crop, (size, size), interpolation=interp)
+
+    ap = params.align
+    large = fit(ap.extra_size) if ap.extra_size else None
+    row = _base_row(sample, grey, digest, det, n_faces, detector, fit(ap.size), large, params)
+    row.update(aligned=False, landmarks=None, landmarks_original=None, eye_distance=None, roll_deg=None, yaw=None,
+               provided_landmarks_nme=None)
+    return row
+
+
+def _nme(points: np.ndarray, provided: np.ndarray | None) -> float | None:
+    """Mean point distance to the dataset's own landmarks, normalised by their eye distance."""
+    if provided is None or provided.shape != (68, 2):
+        return None
+    l, r = landmarks.eye_centres(provided)
+    iod = float(np.hypot(*(r - l)))
+    return float(np.linalg.norm(points - provided, axis=1).mean() / iod) if iod > 0 else None
+
+
+def _base_row(sample: Sample, grey, digest, det: Detection, n_faces, detector, face, large, params: Params) -> dict:
+    label_index = params.target.index(sample.label) if sample.label else None
+    row = {
+        "sample_id": sample_id(sample.source, sample.locator),
+        "source": sample.source,
+        "subject_id": sample.subject_id,
+        "sequence_id": sample.sequence_id,
+        "frame_index": sample.frame_index,
+        "locator": sample.locator,
+        "split": sample.split,
+        "split_original": sample.split_original,
+        "label_native": sample.label_native,
+        "label": sample.label,
+        "label_index": label_index,
+        "image": face.tobytes(),
+        "width": face.shape[1],
+        "height": face.shape[0],
+        "image_large": None if large is None else large.tobytes(),
+        "large_size": None if large is None else large.shape[0],
+        "bbox": list(det.box),
+        "detector": detector,
+        "det_score": det.score,
+        "n_faces": n_faces,
+        "face_size": float(det.width),
+        "orig_width": grey.shape[1],
+        "orig_height": grey.shape[0],
+        "raw_sha256": digest,
+        "pipeline_version": __version__,
+        **quality.image_metrics(face),
+    }
+    for key in EXTRA_FIELDS:
+        row[key] = sample.extra.get(key)
+    return row

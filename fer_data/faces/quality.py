@@ -1,0 +1,63 @@
+"""Per-face quality metrics a data steward can filter and validate on."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from fer_data.faces.landmarks import JAW_IMAGE_LEFT, JAW_IMAGE_RIGHT, MOUTH, NOSE_TIP, eye_centres
+
+
+def roll_degrees(points: np.ndarray) -> float:
+    """Angle of the line from the image-left eye to the image-right eye (0 = level)."""
+    left, right = eye_centres(points)
+    return math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
+
+
+def yaw_estimate(points: np.ndarray) -> float:
+    """Nose-to-jaw asymmetry in -1..1: negative when the face turns towards the image's left."""
+    roll = math.radians(roll_degrees(points))
+    axis = np.array([math.cos(roll), math.sin(roll)])
+    nose = points[NOSE_TIP] @ axis
+    left = abs(nose - points[JAW_IMAGE_LEFT] @ axis)
+    right = abs(points[JAW_IMAGE_RIGHT] @ axis - nose)
+    return float((left - right) / max(left + right, 1e-6))
+
+
+def image_metrics(aligned: np.ndarray) -> dict[str, float]:
+    """Sharpness (variance of the Laplacian), brightness and contrast of the aligned face."""
+    return {
+        "sharpness": float(cv2.Laplacian(aligned, cv2.CV_64F).var()),
+        "brightness": float(aligned.mean()),
+        "contrast": float(aligned.std()),
+    }
+
+
+def landmark_problem(points: np.ndarray, box: tuple[int, int, int, int], min_ratio: float, max_ratio: float, max_roll: float) -> str | None:
+    """Why a landmark fit is implausible (None when it looks like a face).
+
+    The predictor always returns 68 points, even on a blurry 48x48 crop or a false
+    detection; these checks catch fits whose eyes, nose and mouth are not where a face has them.
+    """
+    left, right = eye_centres(points)
+    width = box[2] - box[0] + 1
+    eye_dist = float(np.hypot(*(right - left)))
+    ratio = eye_dist / max(width, 1)
+    if not min_ratio <= ratio <= max_ratio:
+        return f"eye distance {ratio:.2f} of the face width (expected {min_ratio}-{max_ratio})"
+    roll = roll_degrees(points)
+    if abs(roll) > max_roll:
+        return f"eye line rolled {roll:.0f} degrees (limit {max_roll:.0f})"
+    # In the eye-line frame the nose tip must lie below the eyes and the mouth below the nose.
+    r = math.radians(roll)
+    down = np.array([-math.sin(r), math.cos(r)])
+    eyes_y = ((left + right) / 2) @ down
+    nose_y = points[NOSE_TIP] @ down
+    mouth_y = points[MOUTH].mean(axis=0) @ down
+    if not eyes_y + 0.2 * eye_dist < nose_y < mouth_y - 0.1 * eye_dist:
+        return "eyes, nose and mouth are not in face order"
+    if mouth_y - eyes_y > 2.0 * eye_dist:
+        return "mouth implausibly far below the eyes"
+    return None

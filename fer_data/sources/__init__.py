@@ -1,0 +1,32 @@
+"""Registry of dataset sources: `--source NAME` -> the class that reads that layout.
+
+Entries are import paths, so listing the sources (CLI help, params validation) does not
+import every parser and its dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fer_data.sources.base import Reject, Sample, Source
+
+REGISTRY: dict[str, str] = {
+    "fer2013": "fer_data.sources.fer2013:FER2013",
+    "jaffe": "fer_data.sources.jaffe:JAFFE",
+}
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def get(name: str) -> type[Source]:
+    """The Source class registered under `name`."""
+    try:
+        module, attr = REGISTRY[name].split(":")
+    except KeyError:
+        raise KeyError(f"unknown source {name!r}; known: {', '.join(names())}") from None
+    return getattr(importlib.import_module(module), attr)
+
+
+__all__ = ["REGISTRY", "Reject", "Sample", "Source", "get", "names"]
