@@ -1,0 +1,125 @@
+"""Alignment checked on real faces: eye positions, eye line, and an independent re-detection.
+
+Shapes and counts are not enough: swapping face_recognition's `left_eye` (image-left) with the
+person's left eye turns every aligned face upside down while every array still has the right
+shape. So these tests look at where the eyes really end up, and re-run the detector and the
+landmark predictor on the aligned output, which finds an upright face only if it is one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from support import image_of, realdata, single_process
+
+from fer_data.demo import DemoFaces
+from fer_data.faces import landmarks as lm
+from fer_data.faces.detect import detect_faces
+from fer_data.faces.process import process
+from fer_data.sources.base import Reject, Sample
+
+LARGE = 160
+PARAMS = single_process(align={"extra_size": LARGE})
+
+
+def _eyes(flat: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    return lm.eye_centres(np.asarray(flat, dtype=np.float64).reshape(68, 2))
+
+
+def _check_row(row: dict) -> None:
+    size = row["width"]
+    left, right = _eyes(row["landmarks"])
+    assert np.abs(left - np.array(PARAMS.align.eye_left) * size).max() < 1.0
+    assert np.abs(right - np.array(PARAMS.align.eye_right) * size).max() < 1.0
+    pts = np.asarray(row["landmarks"]).reshape(68, 2)
+    assert abs(math.degrees(math.atan2(*(right - left)[::-1]))) < 2.0
+    # upright: nose tip below the eyes, mouth below the nose, chin lowest
+    assert left[1] < pts[lm.NOSE_TIP, 1] < pts[lm.MOUTH, 1].mean() < pts[8, 1]
+    # in the original image the image-left eye (36-41) really is on the left
+    orig_l, orig_r = _eyes(row["landmarks_original"])
+    assert orig_l[0] < orig_r[0]
+    _check_redetected(image_of(row, large=True))
+
+
+def _check_redetected(aligned: np.ndarray) -> None:
+    """Independent check: dlib finds an upright face in the output with its eyes on target."""
+    dets = detect_faces(aligned, 0.6, PARAMS.faces)
+    assert dets, "no upright face found in the aligned image"
+    pts = lm.predict(aligned, dets[0].box)
+    left, right = lm.eye_centres(pts)
+    target_l = np.array(PARAMS.align.eye_left) * LARGE
+    target_r = np.array(PARAMS.align.eye_right) * LARGE
+    tol = 0.06 * LARGE  # the predictor's own error on a re-fit, a few pixels at 160 px
+    assert np.linalg.norm(left - target_l) < tol and np.linalg.norm(right - target_r) < tol
+    assert abs(math.degrees(math.atan2(*(right - left)[::-1]))) < 5.0
+
+
+def _sample(grey: np.ndarray, name: str, fraction: float = 0.5) -> Sample:
+    return Sample(source="test", locator=name, label_native="x", label="happiness", pixels=grey,
+                  expected_face_fraction=fraction)
+
+
+@pytest.mark.parametrize("angle", [-20, 0, 15])
+def test_demo_faces_align_upright(angle):
+    faces = DemoFaces(seed=1)
+    aligned = 0
+    for i in range(0, 20, 2):
+        upright = faces.portrait(i, 256, face_fraction=0.5)
+        m = cv2.getRotationMatrix2D((128, 128), angle, 1.0)
+        grey = cv2.warpAffine(upright, m, (256, 256), borderMode=cv2.BORDER_REPLICATE)
+        row = process(_sample(grey, f"demo{i}"), PARAMS)
+        base = process(_sample(upright, f"demo{i}"), PARAMS)
+        if isinstance(row, Reject) or isinstance(base, Reject):
+            continue
+        aligned += 1
+        _check_row(row)
+        # the input was turned counter-clockwise by `angle`: the measured roll follows (y points down)
+        assert abs((row["roll_deg"] - base["roll_deg"]) + angle) < 8
+    assert aligned >= 7
+
+
+def test_astronaut_portrait():
+    grey = DemoFaces().astronaut
+    row = process(_sample(grey, "astronaut", fraction=0.18), PARAMS)
+    assert not isinstance(row, Reject), row
+    _check_row(row)
+    assert row["n_faces"] == 1 and 70 < row["face_size"] < 110
+
+
+def test_upside_down_face_is_not_aligned_as_if_upright():
+    """A flipped input must not produce a row whose landmarks claim an upright face."""
+    grey = DemoFaces().astronaut[::-1].copy()
+    row = process(_sample(grey, "flipped", fraction=0.18), PARAMS)
+    assert isinstance(row, Reject)
+
+
+def test_real_jaffe_faces_align():
+    root = realdata("jaffe")
+    for path in sorted(root.glob("*.tiff"))[::6]:
+        s = Sample(source="jaffe", locator=path.name, label_native="x", label="neutral", path=str(path))
+        row = process(s, PARAMS)
+        assert not isinstance(row, Reject), (path.name, row)
+        _check_row(row)
+
+
+def test_real_ckplus_frames_align():
+    root = realdata("ckplus", "cohn-kanade-images")
+    frames = sorted(root.rglob("*.png"))[::8][:6]
+    for path in frames:
+        s = Sample(source="ckplus", locator=path.name, label_native="x", label="neutral", path=str(path),
+                   expected_face_fraction=0.45)
+        row = process(s, PARAMS)
+        assert not isinstance(row, Reject), (path.name, row)
+        _check_row(row)
+
+
+def test_quality_metrics_are_plausible():
+    grey = DemoFaces().astronaut
+    row = process(_sample(grey, "astronaut", fraction=0.18), PARAMS)
+    blurred = process(_sample(cv2.GaussianBlur(grey, (0, 0), 2.5), "blur", fraction=0.18), PARAMS)
+    assert row["sharpness"] > blurred["sharpness"] > 0
+    assert 0 < row["brightness"] < 255 and row["contrast"] > 5
+    assert -0.5 < row["yaw"] < 0.5 and row["det_score"] > 0
