@@ -154,7 +154,13 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
         curated.close()
         rejects.close()
     stats.seconds = time.perf_counter() - start
-    return stats.to_dict() | {"seconds": stats.seconds}
+    return stats.to_dict() | {"seconds": stats.seconds, "worker_peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def plan_shards(source_name: str, root: str | Path, params: Params) -> list[dict[str, Any]]:
@@ -199,14 +205,18 @@ def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Para
     try:
         runner = map_shards or (lambda shards, stg: _pool_map(source_name, str(root), params, shards, stg))
         totals = Stats()
+        peak_rss = 0.0
         for done, result in enumerate(runner(shard_list, str(staging)), 1):
             totals.add(Stats.from_dict(result))
+            peak_rss = max(peak_rss, result.get("worker_peak_rss_mb", 0.0))
             log.info("%s: shard %d/%d done (%d read, %d curated so far)", source_name, done, len(shard_list), totals.read, totals.curated)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     wall = time.perf_counter() - start
-    extra = {"source": source_name, "seconds": round(wall, 3), "images_per_second": round(totals.read / wall, 2) if wall else None}
+    extra = {"source": source_name, "seconds": round(wall, 3), "shards": len(shard_list),
+             "images_per_second": round(totals.read / wall, 2) if wall else None,
+             "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb())}
     metrics = publish(staging, out, totals, extra)
     log.info("%s: %d read, %d curated, %d rejected %s in %.1f s (%.1f img/s)", source_name, totals.read, totals.curated,
              metrics["rejected"], metrics["rejected_by_reason"], wall, extra["images_per_second"] or 0)
@@ -220,7 +230,9 @@ def _pool_map(source_name: str, root: str, params: Params, shard_list: list[dict
         for i, shard in enumerate(shard_list):
             yield run_shard(source_name, root, params, shard, i, staging)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as pool:
+    ctx = get_context("forkserver")  # not fork: the caller may have threads (Prefect, Dask)
+    ctx.set_forkserver_preload(["fer_data.faces.warm"])
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         futures = [pool.submit(run_shard, source_name, root, params, s, i, staging) for i, s in enumerate(shard_list)]
         for fut in futures:
             yield fut.result()

@@ -1,0 +1,11 @@
+"""Imported by the process pool's fork server: workers fork with the dlib models already loaded.
+
+Loading the 68-point predictor (~100 MB) and the HOG detector takes about half a second per
+process; done once in the fork server, every worker starts warm and shares those pages
+copy-on-write instead of each holding its own copy.
+"""
+
+from fer_data.faces import detect, landmarks, process  # noqa: F401  (imported for their models)
+
+landmarks._predictor()
+detect._hog()
