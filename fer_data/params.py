@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
         "min_eye_distance_ratio": 0.22,
         "max_eye_distance_ratio": 0.65,
         "max_roll_deg": 45.0,
+        # RMS distance of the fit from a face shape, in inter-ocular distances (see faces.quality).
+        "max_shape_residual": 0.22,
     },
     "align": {
         "size": 48,
@@ -73,6 +75,7 @@ class FaceParams:
     min_eye_distance_ratio: float = 0.22
     max_eye_distance_ratio: float = 0.65
     max_roll_deg: float = 45.0
+    max_shape_residual: float = 0.22
 
 
 @dataclass(frozen=True)

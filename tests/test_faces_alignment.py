@@ -123,3 +123,30 @@ def test_quality_metrics_are_plausible():
     assert row["sharpness"] > blurred["sharpness"] > 0
     assert 0 < row["brightness"] < 255 and row["contrast"] > 5
     assert -0.5 < row["yaw"] < 0.5 and row["det_score"] > 0
+
+
+def test_shape_residual_flags_scrambled_fits_but_not_real_expressions():
+    from fer_data.faces import quality
+
+    grey = DemoFaces().astronaut
+    row = process(_sample(grey, "astronaut", fraction=0.18), PARAMS)
+    pts = np.asarray(row["landmarks_original"], dtype=np.float64).reshape(68, 2)
+    assert quality.shape_residual(pts) < 0.18
+    twisted = pts.copy()
+    twisted[0:17] = twisted[0:17][::-1] + np.array([0, -40])  # jaw flipped up into the face
+    assert quality.shape_residual(twisted) > 0.22
+    assert "face shape" in quality.landmark_problem(twisted, tuple(row["bbox"]), 0.0, 1.0, 90.0)
+
+
+def test_real_fer2013_crops_a_minority_of_fits_is_flagged():
+    """48x48 crops: most fits are good, a real minority is not (kept unaligned by default)."""
+    from collections import Counter
+
+    files = sorted(realdata("fer2013", "images", "train").rglob("*.jpg"))
+    outcome = Counter()
+    for path in files:
+        s = Sample(source="fer2013", locator=path.name, label_native="x", label="anger", path=str(path), precropped=True)
+        row = process(s, PARAMS)
+        outcome["aligned" if row["aligned"] else "unaligned"] += 1
+    share = outcome["unaligned"] / len(files)
+    assert 0.02 < share < 0.3, outcome

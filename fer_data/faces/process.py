@@ -88,7 +88,8 @@ def process(sample: Sample, params: Params) -> dict | Reject:
     det, n_faces, detector = found
     points = _fit_landmarks(grey, det.box)
     fp = params.faces
-    problem = quality.landmark_problem(points, det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio, fp.max_roll_deg)
+    problem = quality.landmark_problem(points, det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio,
+                                       fp.max_roll_deg, fp.max_shape_residual)
     if problem is None:
         return _aligned_row(sample, grey, digest, det, n_faces, detector, points, params)
     if sample.precropped and fp.precropped_fallback == "keep_unaligned":

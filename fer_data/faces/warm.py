@@ -5,7 +5,8 @@ process; done once in the fork server, every worker starts warm and shares those
 copy-on-write instead of each holding its own copy.
 """
 
-from fer_data.faces import detect, landmarks, process  # noqa: F401  (imported for their models)
+from fer_data.faces import detect, landmarks, process, quality  # noqa: F401  (imported for their models)
 
 landmarks._predictor()
 detect._hog()
+quality.reference_shape()
