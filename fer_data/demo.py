@@ -120,3 +120,18 @@ def write_demo(out_dir: str | Path, source_names: list[str] | None = None, seed:
         written[name] = root
         log.info("demo tree for %s written to %s", name, root)
     return written
+
+
+def placed_landmarks(grey: np.ndarray, cx: float, cy: float, px: int) -> np.ndarray:
+    """(68, 2) landmarks for a face `compose` pasted at (cx, cy), `px` wide.
+
+    Stands in for a dataset's own landmark annotations (CK+'s AAM tracks, AffectNet's
+    landmark field) in demo trees. They are fitted from the placement box, not from a
+    detection, so the curated `provided_landmarks_nme` measures a real (small) disagreement
+    between two fits instead of comparing a fit with itself.
+    """
+    from fer_data.faces import landmarks
+
+    half = 0.4 * px
+    box = (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+    return landmarks.predict(grey, box)
