@@ -16,6 +16,9 @@ REGISTRY: dict[str, str] = {
     "ckplus": "fer_data.sources.ckplus:CKPlus",
     "rafdb": "fer_data.sources.rafdb:RAFDB",
     "affectnet": "fer_data.sources.affectnet:AffectNet",
+    "folder": "fer_data.sources.folder:ClassFolders",
+    "tfeid": "fer_data.sources.tfeid:TFEID",
+    "affwild2": "fer_data.sources.affwild2:AffWild2",
 }
 
 
