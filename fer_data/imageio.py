@@ -9,6 +9,7 @@ conversions here, so every source gets the same correct grey levels.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def to_grey(img: Image.Image) -> np.ndarray:
 def decode_grey(data: bytes) -> np.ndarray:
     """Decode image bytes to a 2-D grey uint8 array (raises UnreadableImage)."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
+            # PIL warns about corrupt metadata (EXIF) it skips; a broken image still raises below.
+            warnings.simplefilter("ignore", UserWarning)
             img.load()
             img = ImageOps.exif_transpose(img) or img
             grey = to_grey(img)
