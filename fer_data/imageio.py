@@ -41,15 +41,16 @@ def to_grey(img: Image.Image) -> np.ndarray:
 
 def decode_grey(data: bytes) -> np.ndarray:
     """Decode image bytes to a 2-D grey uint8 array (raises UnreadableImage)."""
-    try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
-            # PIL warns about corrupt metadata (EXIF) it skips; a broken image still raises below.
-            warnings.simplefilter("ignore", UserWarning)
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            grey = to_grey(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UnreadableImage(f"cannot decode image: {exc}") from None
+    with warnings.catch_warnings():
+        # PIL warns about corrupt metadata (EXIF) it skips; a broken image still raises below.
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                grey = to_grey(img)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise UnreadableImage(f"cannot decode image: {exc}") from None
     if grey.ndim != 2 or grey.shape[0] < 8 or grey.shape[1] < 8:
         raise UnreadableImage(f"decoded image has unusable shape {grey.shape}")
     return np.ascontiguousarray(grey)
