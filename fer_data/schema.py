@@ -53,7 +53,7 @@ CURATED = pa.schema(
         _f("provided_landmarks_nme", pa.float32(), "mean distance of our landmarks to the dataset's, / eye distance"),
         _f("valence", pa.float32(), "valence annotation (AffectNet), -1..1"),
         _f("arousal", pa.float32(), "arousal annotation (AffectNet), -1..1"),
-        _f("label_votes", pa.list_(pa.float32()), "vote distribution over the target set (FER+ soft labels)"),
+        _f("label_votes", pa.list_(pa.float32()), "FER+ vote distribution over the 8 classes of labels.CANONICAL, in that order (soft labels)"),
         _f("orig_width", pa.int32(), "original image width", False),
         _f("orig_height", pa.int32(), "original image height", False),
         _f("raw_sha256", pa.string(), "sha256 of the raw input (file bytes, CSV pixel field, or frame pixels)", False),

@@ -12,6 +12,7 @@ from fer_data.sources.base import Reject, Sample, Source
 
 REGISTRY: dict[str, str] = {
     "fer2013": "fer_data.sources.fer2013:FER2013",
+    "ferplus": "fer_data.sources.ferplus:FERPlus",
     "jaffe": "fer_data.sources.jaffe:JAFFE",
     "ckplus": "fer_data.sources.ckplus:CKPlus",
     "rafdb": "fer_data.sources.rafdb:RAFDB",
