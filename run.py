@@ -11,6 +11,7 @@ rebuilt when requirements*.txt or pyproject.toml change (a hash stamp in .venv).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -65,14 +66,16 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
     e["VIRTUAL_ENV"] = str(VENV)
-    e.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
-    e.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    e.setdefault("DO_NOT_TRACK", "1")
-    e.setdefault("DVC_NO_ANALYTICS", "1")
-    e.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    e.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    e.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    _project_env().apply_defaults(e, ROOT)
     return e
+
+
+def _project_env():
+    """pipelines/env.py, loaded by path: it is standard-library only, and the venv may not exist yet."""
+    spec = importlib.util.spec_from_file_location("_fer_data_env", ROOT / "pipelines" / "env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str]) -> int:

@@ -21,6 +21,9 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # Prefect's HTTP client logs every API request at INFO; Great Expectations its plumbing.
+    for noisy in ("httpx", "httpcore", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _load_params(path: str | None) -> params_mod.Params:
@@ -80,27 +83,114 @@ def schema_cmd(rejects: bool) -> None:
     click.echo(schema.describe(schema.REJECTS if rejects else schema.CURATED))
 
 
+@main.command("validate")
+@click.argument("tables", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--curated-root", default="data/curated", show_default=True, help="Holds one curate output folder per source.")
+@click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help="params.yaml (default: ./params.yaml if present).")
+@click.option("--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False),
+              help="Writes REPORT/index.html (offline report), REPORT/gx/ (Data Docs), REPORT/summary.json.")
+def validate_cmd(tables: tuple[str, ...], curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str) -> None:
+    """Validate curated tables with Great Expectations; exit 1 when an expectation fails.
+
+    TABLES are `fer-data curate` output folders; without them, CURATED_ROOT/<source> for each
+    source in params.yaml (or --source).
+    """
+    from fer_data import validate as gxv
+
+    if params_path is None and Path(DEFAULT_PARAMS).exists():
+        params_path = DEFAULT_PARAMS
+    raw = params_mod.read_raw(params_path)
+    try:
+        refs = [gxv.TableRef.from_dir(t) for t in tables] or gxv.tables_from_params(raw, curated_root, sources)
+        report = gxv.validate_tables(refs, params_mod.resolve(raw), raw, report_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not report.success:
+        raise click.ClickException(report.failure_message())
+    click.echo(f"validation passed ({len(report.sources)} source(s)): {report.index_html}")
+
+
+@main.command("manifest")
+@click.option("--curated-root", default="data/curated", show_default=True)
+@click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help="params.yaml (default: ./params.yaml if present).")
+@click.option("--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_path", default="data/validated/manifest.json", show_default=True, type=click.Path(dir_okay=False))
+def manifest_cmd(curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str, out_path: str) -> None:
+    """List the validated tables for training; refuses (exit 1) unless validation passed for all of them."""
+    from fer_data import manifest
+
+    if params_path is None and Path(DEFAULT_PARAMS).exists():
+        params_path = DEFAULT_PARAMS
+    raw = params_mod.read_raw(params_path)
+    names = list(sources) or list((raw.get("sources") or {}).keys())
+    tables = [(n, Path(curated_root) / n) for n in names]
+    try:
+        doc = manifest.build(Path(report_dir) / "summary.json", tables, params_mod.resolve(raw))
+    except manifest.NotValidated as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"manifest: {manifest.write(out_path, doc)} ({sum(s['rows'] for s in doc['sources'].values())} rows)")
+
+
 @main.command("run-demo")
-@click.option("--out", "out_dir", default="data/demo-run", show_default=True, type=click.Path(file_okay=False))
-@click.option("--workers", type=int, default=None)
-def run_demo(out_dir: str, workers: int | None) -> None:
-    """Write the demo trees and curate every source from them (the README's first command)."""
-    from dataclasses import replace
+@click.option("--force", is_flag=True, help="Re-run every stage (dvc repro --force).")
+def run_demo(force: bool) -> None:
+    """Run the DVC pipeline on the embedded sample data (the README's first command).
 
-    from fer_data.curate import curate as run_curate
-    from fer_data.demo import write_demo
+    demo trees -> one Prefect `curate` flow per source -> validation (Great Expectations) ->
+    manifest; one temporary Prefect server serves every stage. Needs a DVC project (runs
+    `dvc init` once when .dvc/ is missing).
+    """
+    import subprocess
 
-    out = Path(out_dir)
-    p = _load_params(None)
-    if workers is not None:
-        p = replace(p, run=replace(p.run, workers=workers))
-    roots = write_demo(out / "raw")
-    summary = {}
-    for name, root in roots.items():
-        m = run_curate(name, root, out / "curated" / name, p)
-        summary[name] = {k: m[k] for k in ("read", "curated", "rejected", "rejected_by_reason")}
-    click.echo(json.dumps(summary, indent=2))
-    click.echo(f"curated tables: {out / 'curated'}/<source>/curated.parquet")
+    from pipelines.runners import api
+
+    dvc = [sys.executable, "-m", "dvc"]
+    if not Path("dvc.yaml").exists():
+        raise click.ClickException("run it from the project folder (no dvc.yaml here)")
+    if not Path(".dvc").exists():
+        scm = [] if Path(".git").exists() else ["--no-scm"]
+        subprocess.check_call(dvc + ["init", "-q", *scm])
+        subprocess.check_call(dvc + ["config", "core.analytics", "false"])
+    # `dvc status -q` exits 0 when nothing would run: then no Prefect server is needed (~20 s saved).
+    code = 0
+    if force or subprocess.call(dvc + ["status", "-q"]) != 0:
+        with api():
+            code = subprocess.call(dvc + ["repro", *(["--force"] if force else [])])
+    else:
+        click.echo("Data and pipelines are up to date.")
+    click.echo(_demo_summary(params_mod.read_raw(DEFAULT_PARAMS), Path("data/curated"), Path("reports/validation/summary.json")))
+    click.echo("validation report (opens offline): reports/validation/index.html; all metrics: dvc metrics show")
+    if code:
+        raise click.ClickException(f"dvc repro failed (exit {code})")
+    click.echo("curated tables: data/curated/<source>/curated.parquet; for training: data/validated/manifest.json")
+
+
+def _demo_summary(raw: dict, curated: Path, summary_path: Path) -> str:
+    """One line per source: counts from metrics.json and the validation outcome."""
+    checks = json.loads(summary_path.read_text())["sources"] if summary_path.exists() else {}
+    lines = [f"{'source':<10} {'read':>6} {'curated':>8} {'rejected':>8}  validation  rejects by reason"]
+    for name in raw.get("sources") or {}:
+        path = curated / name / "metrics.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())
+        ok = {True: "passed", False: "FAILED"}.get((checks.get(name) or {}).get("success"), "-")
+        reasons = ", ".join(f"{k} {v}" for k, v in m["rejected_by_reason"].items()) or "-"
+        lines.append(f"{name:<10} {m['read']:>6} {m['curated']:>8} {m['rejected']:>8}  {ok:<10}  {reasons}")
+    return "\n".join(lines)
+
+
+def _add_pipeline_commands() -> None:
+    """`fer-data flow ...` and `fer-data serve` (they import Prefect only when run)."""
+    from pipelines.cli import flow_group, serve_cmd
+
+    main.add_command(flow_group)
+    main.add_command(serve_cmd)
+
+
+_add_pipeline_commands()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Output layout in OUT:
     curated.parquet/part-00000.parquet ...   one part per shard, in shard order
     rejects.parquet/part-00000.parquet ...
     metrics.json                              counts for DVC metrics and logs
+    class_counts.csv                          curated rows per target class (DVC plots)
 Everything is written under OUT/.staging-*/ first and renamed into place at the end, so a
 crash never leaves a half-written table where a reader (or DVC) would pick it up.
 """
@@ -42,6 +43,7 @@ log = logging.getLogger("fer_data.curate")
 CURATED = "curated.parquet"
 REJECTS = "rejects.parquet"
 METRICS = "metrics.json"
+CLASS_COUNTS = "class_counts.csv"
 
 
 @dataclass
@@ -175,12 +177,27 @@ def new_staging(out_dir: Path) -> Path:
     return staging
 
 
-def publish(staging: Path, out_dir: Path, totals: Stats, extra_metrics: Mapping[str, Any] | None = None) -> dict:
-    """Write metrics, then move each finished output over the old one (old kept until swapped)."""
+def write_class_counts(path: Path, source_name: str, totals: Stats, classes: Iterable[str]) -> None:
+    """One row per target class (zeros included), so `dvc plots` can draw each source's distribution."""
+    counts = dict(totals.labels)
+    names = list(classes) + sorted(set(counts) - set(classes))  # e.g. "unlabelled" when kept
+    lines = ["source,label,count"] + [f"{source_name},{name},{counts.get(name, 0)}" for name in names]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def publish(staging: Path, out_dir: Path, totals: Stats, extra_metrics: Mapping[str, Any] | None = None,
+            classes: Iterable[str] | None = None) -> dict:
+    """Write metrics (and class counts), then move each finished output over the old one (old kept until swapped)."""
     metrics = totals.to_dict() | dict(extra_metrics or {})
     (staging / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    for name in (CURATED, REJECTS, METRICS):
+    names = [CURATED, REJECTS, METRICS]
+    if classes is not None:
+        write_class_counts(staging / CLASS_COUNTS, str(metrics.get("source", "")), totals, classes)
+        names.append(CLASS_COUNTS)
+    for name in names:
         target = out_dir / name
+        if not (staging / name).exists() and target.exists():
+            continue  # moved by an earlier attempt: a retried publish picks up where it stopped
         trash = out_dir / f".old-{uuid.uuid4().hex[:8]}-{name}"
         if target.exists():
             os.replace(target, trash)
@@ -195,11 +212,17 @@ MapShards = Callable[[list[dict[str, Any]], str], Iterable[dict]]
 
 
 def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Params,
-           map_shards: MapShards | None = None) -> dict:
-    """Curate a dataset into OUT; returns the metrics. `map_shards` runs shards elsewhere."""
+           map_shards: MapShards | None = None, *, plan: Callable[..., list[dict[str, Any]]] = plan_shards,
+           publisher: Callable[..., dict] = publish) -> dict:
+    """Curate a dataset into OUT; returns the metrics.
+
+    `map_shards` runs shards elsewhere; `plan` and `publisher` replace `plan_shards` and
+    `publish` with wrappers of them (Prefect tasks with retries, in pipelines/), so every
+    orchestrator shares this one sequence of steps and its bookkeeping.
+    """
     out = Path(out_dir)
     start = time.perf_counter()
-    shard_list = plan_shards(source_name, root, params)
+    shard_list = plan(source_name, str(root), params)
     staging = new_staging(out)
     log.info("%s: curating %s in %d shard(s) with %d worker(s)", source_name, root, len(shard_list), params.run.worker_count())
     try:
@@ -217,7 +240,7 @@ def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Para
     extra = {"source": source_name, "seconds": round(wall, 3), "shards": len(shard_list),
              "images_per_second": round(totals.read / wall, 2) if wall else None,
              "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb())}
-    metrics = publish(staging, out, totals, extra)
+    metrics = publisher(staging, out, totals, extra, params.target.classes)
     log.info("%s: %d read, %d curated, %d rejected %s in %.1f s (%.1f img/s)", source_name, totals.read, totals.curated,
              metrics["rejected"], metrics["rejected_by_reason"], wall, extra["images_per_second"] or 0)
     return metrics
@@ -230,9 +253,19 @@ def _pool_map(source_name: str, root: str, params: Params, shard_list: list[dict
         for i, shard in enumerate(shard_list):
             yield run_shard(source_name, root, params, shard, i, staging)
         return
-    ctx = get_context("forkserver")  # not fork: the caller may have threads (Prefect, Dask)
-    ctx.set_forkserver_preload(["fer_data.faces.warm"])
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with worker_pool(workers) as pool:
         futures = [pool.submit(run_shard, source_name, root, params, s, i, staging) for i, s in enumerate(shard_list)]
         for fut in futures:
             yield fut.result()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Processes for face work, forked from a server that has the dlib models loaded already.
+
+    forkserver, not fork: the caller may have threads (Prefect, Dask). Each worker starts in
+    milliseconds with the models shared copy-on-write; spawned workers would each import and
+    load them again (seconds apiece). Also used by the Prefect flow's `process` runner.
+    """
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload(["fer_data.faces.warm"])
+    return ProcessPoolExecutor(workers, mp_context=ctx)

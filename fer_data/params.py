@@ -137,9 +137,14 @@ def resolve(raw: Mapping[str, Any] | None = None) -> Params:
     )
 
 
+def read_raw(path: str | Path | None) -> dict[str, Any]:
+    """params.yaml as written, for the blocks other modules read themselves (orchestration, validation, schedules)."""
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
 def load(path: str | Path | None) -> Params:
     """Read params.yaml (missing path -> defaults)."""
-    if path is None:
-        return resolve({})
-    with open(path, encoding="utf-8") as fh:
-        return resolve(yaml.safe_load(fh) or {})
+    return resolve(read_raw(path))

@@ -1,0 +1,116 @@
+"""`fer-data flow ...` and `fer-data serve`: the CLI side of the Prefect flows.
+
+Prefect is imported inside the commands only: `import prefect` costs about 2 s, which the
+other `fer-data` commands should not pay.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+import pipelines  # noqa: F401  (environment defaults)
+
+PARAMS_HELP = "params.yaml (default: ./params.yaml)."
+
+
+def _params_path(path: str | None) -> str | None:
+    if path:
+        return path
+    return "params.yaml" if Path("params.yaml").exists() else None
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    """Run FN with a Prefect API available; turn a failed validation into a clear non-zero exit."""
+    from fer_data.validate import ValidationFailed
+    from pipelines.runners import api
+
+    with api():
+        try:
+            return fn()
+        except ValidationFailed as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group("flow")
+def flow_group() -> None:
+    """Run the Prefect flows (runs appear in the Prefect UI; task runner from params.yaml `orchestration`)."""
+
+
+@flow_group.command("curate")
+@click.option("--source", "source_name", required=True, help="Dataset layout (see `fer-data curate --help`).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Dataset folder (default: params sources.NAME.root).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Curation output folder.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+@click.option("--workers", type=int, help="Parallel workers (default: params run.workers; 0 = all cores).")
+@click.option("--task-runner", type=click.Choice(["process", "dask", "thread"]), help="Overrides orchestration.task_runner.")
+@click.option("--dask-address", help="Scheduler of a running Dask cluster (overrides orchestration.dask_address).")
+def flow_curate(source_name: str, root: str | None, out_dir: str, params_path: str | None, workers: int | None,
+                task_runner: str | None, dask_address: str | None) -> None:
+    """Curate one source with the `curate` flow (shards as parallel Prefect tasks)."""
+    from fer_data import params as params_mod
+    from pipelines.curate_flow import run_curate
+    from pipelines.runners import Orchestration
+
+    params_path = _params_path(params_path)
+    orch = Orchestration.from_params(params_mod.read_raw(params_path), task_runner=task_runner, dask_address=dask_address)
+    metrics = _run(lambda: run_curate(source_name, out_dir, root, params_path, workers, orch))
+    click.echo(json.dumps(metrics, sort_keys=True))  # one line; the full metrics are in OUT/metrics.json
+
+
+@flow_group.command("validate")
+@click.argument("tables", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--curated-root", default="data/curated", show_default=True, help="Holds one curate output per source.")
+@click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+@click.option("--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False))
+def flow_validate(tables: tuple[str, ...], curated_root: str, sources: tuple[str, ...], params_path: str | None,
+                  report_dir: str) -> None:
+    """Validate curated tables with the `validate` flow (exit 1 when an expectation fails)."""
+    from pipelines.validate_flow import validate_flow
+
+    params_path = _params_path(params_path)
+    summary = _run(lambda: validate_flow(curated_root=curated_root, sources=list(sources) or None, tables=list(tables) or None,
+                                         params_path=params_path, report_dir=report_dir))
+    click.echo(f"validation passed: {Path(report_dir) / 'index.html'}")
+    click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
+
+
+@flow_group.command("pipeline")
+@click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+def flow_pipeline(sources: tuple[str, ...], params_path: str | None) -> None:
+    """Run the scheduled pipeline once now: curate, validate, write data/validated/manifest.json."""
+    from pipelines.pipeline_flow import pipeline_flow
+
+    summary = _run(lambda: pipeline_flow(sources=list(sources) or None, params_path=_params_path(params_path)))
+    click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
+
+
+@click.command("serve")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+@click.option("--port", type=int, default=4200, show_default=True, help="Port of the Prefect server started when PREFECT_API_URL is unset.")
+@click.option("--check", is_flag=True, help="Print the schedules and their next runs, then exit (no server).")
+def serve_cmd(params_path: str | None, port: int, check: bool) -> None:
+    """Serve the pipeline as Prefect deployments on the cron schedules in params.yaml `schedules:`."""
+    from fer_data import params as params_mod
+    from pipelines import serve as serve_mod
+
+    params_path = _params_path(params_path)
+    if params_path is None:
+        raise click.UsageError("no params.yaml here: pass --params")
+    if check:
+        click.echo(serve_mod.describe(params_mod.read_raw(params_path)))
+        return
+    try:
+        serve_mod.serve(params_path, port=port)
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        sys.exit(130)
