@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,43 @@ def to_grey(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+#: File signatures of the lossless formats OpenCV decodes exactly as PIL does for 8-bit data.
+_FAST_MAGIC = (b"II*\x00", b"MM\x00*", b"\x89PNG")
+
+
+def _decode_fast(data: bytes) -> np.ndarray | None:
+    """8-bit TIFF/PNG through OpenCV, or None to take PIL's path.
+
+    PIL parses TIFF tags in Python (1.2 ms for a 256x256 JAFFE file, against 0.2 ms here),
+    which is a tenth of a JAFFE image's whole curation. OpenCV applies palettes too; on the
+    real JAFFE palette TIFFs and CK+ PNGs both give identical grey levels. Anything else
+    (16-bit, float, JPEG with its EXIF orientation, files OpenCV rejects) goes through PIL.
+    """
+    if not data.startswith(_FAST_MAGIC):
+        return None
+    cv2 = _quiet_cv2()
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype != np.uint8:
+        return None
+    if img.ndim == 3 and img.shape[2] in (3, 4):
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if img.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    return img if img.ndim == 2 else None
+
+
+@lru_cache(maxsize=1)
+def _quiet_cv2():
+    """OpenCV with its own log silenced: a broken file is reported once, as a reject, by PIL's path."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
+
+
 def decode_grey(data: bytes) -> np.ndarray:
     """Decode image bytes to a 2-D grey uint8 array (raises UnreadableImage)."""
+    fast = _decode_fast(data)
+    if fast is not None and fast.shape[0] >= 8 and fast.shape[1] >= 8:
+        return np.ascontiguousarray(fast)
     with warnings.catch_warnings():
         # PIL warns about corrupt metadata (EXIF) it skips; a broken image still raises below.
         warnings.simplefilter("ignore", UserWarning)

@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
         # Detection runs on a copy rescaled so that the expected face is about this wide:
         # dlib's HOG window is 80 px, so ~100 px faces are found reliably without the cost
         # of always upsampling (4x the time) or searching full-resolution frames.
-        "target_face_px": 100,
+        "target_face_px": 80,
         "max_upscale": 4.0,
         "hog_threshold": 0.0,
         "cnn_threshold": 0.0,
@@ -66,7 +66,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 @dataclass(frozen=True)
 class FaceParams:
     detector: str = "hog"
-    target_face_px: int = 100
+    target_face_px: int = 80
     max_upscale: float = 4.0
     hog_threshold: float = 0.0
     cnn_threshold: float = 0.0

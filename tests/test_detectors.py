@@ -12,9 +12,10 @@ from fer_data.params import FaceParams
 
 def test_scale_follows_expected_face_size():
     p = FaceParams()
-    assert detection_scale((490, 640), 0.45, p) == pytest.approx(100 / (0.45 * 490))  # CK+: shrink
-    assert detection_scale((48, 48), 1.0, p) == pytest.approx(100 / 48)  # FER2013: grow
-    assert detection_scale((200, 200), 0.5, p) == 1.0  # already right: no resize
+    px = p.target_face_px
+    assert detection_scale((490, 640), 0.45, p) == pytest.approx(px / (0.45 * 490))  # CK+: shrink
+    assert detection_scale((48, 48), 1.0, p) == pytest.approx(px / 48)  # FER2013: grow
+    assert detection_scale((2 * px, 2 * px), 0.5, p) == 1.0  # already right: no resize
     assert detection_scale((20, 20), 1.0, p) == p.max_upscale
 
 

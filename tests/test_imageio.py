@@ -65,3 +65,26 @@ def test_real_jaffe_palette_files_match_their_grey_siblings():
     # same subject, grey-mode file: similar overall brightness (a wrong decode would not be)
     sibling, _ = read_grey(root / "KA.AN2.40.tiff")
     assert abs(float(grey.mean()) - float(sibling.mean())) < 25
+
+
+def _pil_grey(data: bytes) -> np.ndarray:
+    import io
+
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("L"))
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "PNG"])
+@pytest.mark.parametrize("mode", ["L", "P", "RGB", "RGBA"])
+def test_fast_tiff_png_path_gives_pil_grey_levels(tmp_path, fmt, mode):
+    """TIFF/PNG go through OpenCV for speed; the grey levels must be PIL's, palettes applied."""
+    import io
+
+    grey = _gradient()
+    img = Image.fromarray(np.dstack([grey, grey[::-1], grey.T]), "RGB")
+    img = img.quantize(colors=64) if mode == "P" else img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    data = buf.getvalue()
+    assert np.abs(decode_grey(data).astype(int) - _pil_grey(data).astype(int)).max() <= 1
+

@@ -27,9 +27,14 @@ def transform_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def warp(grey: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
-    """Warp to size x size; pre-shrinks with area averaging when the scale is < 0.5 (no aliasing)."""
+    """Warp to size x size; pre-shrinks with area averaging when the scale is < 0.5 (no aliasing).
+
+    Only the part of the image the output can sample is pre-shrunk: area averaging at a
+    non-integer factor costs ~0.6 ms on a whole 256x256 frame, a fifth of that on the face.
+    """
     scale = float(np.hypot(m[0, 0], m[1, 0]))
     if scale < 0.5:
+        grey, m = _crop_to_output(grey, m, size, margin=2.0 / scale + 2)
         f = min(1.0, 2.0 * scale)
         small = cv2.resize(grey, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         fx = small.shape[1] / grey.shape[1]
@@ -39,6 +44,23 @@ def warp(grey: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
         m = m @ back
         grey = small
     return cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _crop_to_output(grey: np.ndarray, m: np.ndarray, size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The source region the size x size output maps from (plus margin), and `m` re-based onto it.
+
+    Clipped at the frame's edges, so BORDER_REPLICATE still replicates the frame's own border.
+    """
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
+    src = transform_points(cv2.invertAffineTransform(m), corners)
+    h, w = grey.shape[:2]
+    x0, y0 = (max(0, int(np.floor(v - margin))) for v in src.min(axis=0))
+    x1 = min(w, int(np.ceil(src[:, 0].max() + margin)) + 1)
+    y1 = min(h, int(np.ceil(src[:, 1].max() + margin)) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return grey, m  # output entirely off the frame: keep the frame (all replicated border)
+    shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], dtype=np.float64)
+    return grey[y0:y1, x0:x1], m @ shift
 
 
 def eye_targets(size: int, eye_left: tuple[float, float], eye_right: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -87,7 +87,9 @@ def detect_faces(grey: np.ndarray, expected_face_fraction: float, params: FacePa
     scale = detection_scale(grey.shape, expected_face_fraction, params)
     work = grey
     if scale != 1.0:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        # Area averaging only where skipping pixels would alias (below half size): at 0.5-1 it
+        # costs 8x more than bilinear (0.6 vs 0.07 ms for a 256x256 frame) for the same detections.
+        interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
         work = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=interp)
     found = backend(work, 0, threshold)
     if not found and params.retry_upsampled and max(work.shape) <= 2000:

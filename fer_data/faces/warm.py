@@ -10,3 +10,7 @@ from fer_data.faces import detect, landmarks, process, quality  # noqa: F401  (i
 landmarks._predictor()
 detect._hog()
 quality.reference_shape()
+
+# Writing a shard's Parquet part imports pyarrow and, through it, pandas (0.6 s): once here, not per worker.
+import pandas  # noqa: E402,F401
+import pyarrow.parquet  # noqa: E402,F401
