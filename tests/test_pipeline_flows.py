@@ -99,7 +99,9 @@ def test_validate_flow_failure_exits_non_zero_naming_the_expectation(raw, tmp_pa
     assert res.exit_code == 1, res.output
     assert "fer2013.curated: expect_table_row_count_to_be_between()" in res.output
     assert str(tmp_path / "report" / "index.html") in res.output
-    assert _flow_runs("validate")[0].state.is_failed()
+    # read_flow_runs sorts by (random) id: pick this test's run by its parameters, not by position
+    (run,) = [r for r in _flow_runs("validate") if r.parameters.get("report_dir") == str(tmp_path / "report")]
+    assert run.state.is_failed()
 
 
 @pytest.mark.slow
