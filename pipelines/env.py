@@ -36,6 +36,8 @@ def defaults(root: Path | None = None) -> dict[str, str]:
         "PREFECT_LOGGING_EXTRA_LOGGERS": "fer_data",
         # The same library logs also run outside flows (plain `fer-data curate`, tests): no warning there.
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        # The 68-point model's arrays, parsed once from dlib's file (fer_data.faces.ert).
+        "FER_DATA_CACHE": str(root / ".cache" / "fer-data"),
         "DVC_NO_ANALYTICS": "1",
         "DASK_LOGGING__DISTRIBUTED": "warning",
     }

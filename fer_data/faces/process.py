@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,43 +59,84 @@ def _face(sample: Sample, grey: np.ndarray, params: Params) -> tuple[Detection, 
 REFIT_ROLL_DEG = 8.0
 
 
-def _fit_landmarks(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """68 landmarks; a second pass on a de-rotated copy for tilted heads."""
-    import cv2
+@dataclass
+class _Found:
+    """A decoded image and the face chosen in it, waiting for its landmarks."""
 
-    points = landmarks.predict(grey, box)
-    roll = quality.roll_degrees(points)
-    if abs(roll) <= REFIT_ROLL_DEG or abs(roll) > 60:
-        return points
-    l, r = landmarks.eye_centres(points)
-    centre = tuple(((l + r) / 2).tolist())
-    m = cv2.getRotationMatrix2D(centre, roll, 1.0)
-    upright = cv2.warpAffine(grey, m, (grey.shape[1], grey.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    cx, cy = align.transform_points(m, np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
-    hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
-    refit = landmarks.predict(upright, (round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh)))
-    back = cv2.invertAffineTransform(m)
-    return align.transform_points(back, refit)
+    grey: np.ndarray
+    digest: str
+    det: Detection
+    n_faces: int
+    detector: str
 
 
-def process(sample: Sample, params: Params) -> dict | Reject:
-    """Curate one sample. Never raises for bad input: problems become Rejects."""
+def _locate(sample: Sample, params: Params) -> _Found | Reject:
+    """Decode and detect (per image); the landmark fit comes after, for the whole batch."""
     try:
         grey, digest = load(sample)
     except UnreadableImage as exc:
         return Reject(sample.source, sample.locator, "unreadable_image", str(exc))
     found = _face(sample, grey, params)
     if isinstance(found, str):
-        return Reject(sample.source, sample.locator, found, f"no face found in {grey.shape[1]}x{grey.shape[0]} image" if found == "no_face" else "dataset face box is empty")
-    det, n_faces, detector = found
-    points = _fit_landmarks(grey, det.box)
+        detail = f"no face found in {grey.shape[1]}x{grey.shape[0]} image" if found == "no_face" else "dataset face box is empty"
+        return Reject(sample.source, sample.locator, found, detail)
+    return _Found(grey, digest, *found)
+
+
+def fit_landmarks(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]]) -> list[np.ndarray]:
+    """68 landmarks a face, for a batch; tilted heads get a second pass on a de-rotated copy."""
+    import cv2
+
+    points = list(landmarks.predict_many(images, boxes))
+    redo = []
+    for i, pts in enumerate(points):
+        roll = quality.roll_degrees(pts)
+        if REFIT_ROLL_DEG < abs(roll) <= 60:
+            l, r = landmarks.eye_centres(pts)
+            redo.append((i, cv2.getRotationMatrix2D(tuple(((l + r) / 2).tolist()), roll, 1.0)))
+    if not redo:
+        return points
+    uprights, upright_boxes = [], []
+    for i, m in redo:
+        grey, box = images[i], boxes[i]
+        uprights.append(cv2.warpAffine(grey, m, (grey.shape[1], grey.shape[0]), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE))
+        cx, cy = align.transform_points(m, np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+        hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
+        upright_boxes.append((round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh)))
+    for (i, m), refit in zip(redo, landmarks.predict_many(uprights, upright_boxes)):
+        points[i] = align.transform_points(cv2.invertAffineTransform(m), refit)
+    return points
+
+
+def process_batch(items: Sequence[Sample | Reject], params: Params) -> list[dict | Reject]:
+    """Curate a batch, in order: rows or Rejects (Rejects given in pass through). Never raises for bad input.
+
+    Decoding and detection run image by image; the landmark fit, the costly step, runs once
+    for the batch's faces (fer_data.faces.ert).
+    """
+    located = [item if isinstance(item, Reject) else _locate(item, params) for item in items]
+    todo = [i for i, f in enumerate(located) if isinstance(f, _Found)]
+    fits = fit_landmarks([located[i].grey for i in todo], [located[i].det.box for i in todo])
+    out: list[dict | Reject] = list(located)
+    for i, points in zip(todo, fits):
+        out[i] = _finish(items[i], located[i], points, params)
+    return out
+
+
+def process(sample: Sample, params: Params) -> dict | Reject:
+    """Curate one sample (a batch of one)."""
+    return process_batch([sample], params)[0]
+
+
+def _finish(sample: Sample, f: _Found, points: np.ndarray, params: Params) -> dict | Reject:
     fp = params.faces
-    problem = quality.landmark_problem(points, det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio,
+    problem = quality.landmark_problem(points, f.det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio,
                                        fp.max_roll_deg, fp.max_shape_residual)
     if problem is None:
-        return _aligned_row(sample, grey, digest, det, n_faces, detector, points, params)
+        return _aligned_row(sample, f.grey, f.digest, f.det, f.n_faces, f.detector, points, params)
     if sample.precropped and fp.precropped_fallback == "keep_unaligned":
-        return _unaligned_row(sample, grey, digest, det, n_faces, detector, params)
+        return _unaligned_row(sample, f.grey, f.digest, f.det, f.n_faces, f.detector, params)
     return Reject(sample.source, sample.locator, "landmark_check_failed", problem)
 
 

@@ -1,13 +1,16 @@
-"""Imported by the process pool's fork server: workers fork with the dlib models already loaded.
+"""Imported by the process pool's fork server: workers fork with the models already loaded.
 
-Loading the 68-point predictor (~100 MB) and the HOG detector takes about half a second per
-process; done once in the fork server, every worker starts warm and shares those pages
-copy-on-write instead of each holding its own copy.
+Loading the 68-point model (65 MB of arrays, plus torch for its leaf sums) and the HOG
+detector takes a second or two per process; done once in the fork server, every worker
+starts warm and shares those pages copy-on-write instead of each holding its own copy.
 """
 
-from fer_data.faces import detect, landmarks, process, quality  # noqa: F401  (imported for their models)
+import torch
 
-landmarks._predictor()
+from fer_data.faces import detect, ert, process, quality  # noqa: F401  (imported for their models)
+
+torch.set_num_threads(1)  # one worker process per core: intra-op threads would oversubscribe
+ert.default_model()
 detect._hog()
 quality.reference_shape()
 
