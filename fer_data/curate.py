@@ -23,7 +23,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -44,9 +44,6 @@ CURATED = "curated.parquet"
 REJECTS = "rejects.parquet"
 METRICS = "metrics.json"
 CLASS_COUNTS = "class_counts.csv"
-#: Items a worker holds before fitting their landmarks together (fer_data.faces.ert): large
-#: enough to amortise the batch's fixed cost, small enough to hold (64 HD video frames: 60 MB).
-FACE_BATCH = 64
 
 
 @dataclass
@@ -134,7 +131,7 @@ def part_name(index: int) -> str:
 
 def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, Any], index: int, staging: str) -> dict:
     """Curate one shard into STAGING/{curated,rejects}.parquet/part-INDEX.parquet; return its counts."""
-    from fer_data.faces.process import process_batch  # keeps dlib out of the import path of planning
+    from fer_data.faces.process import process_stream  # keeps dlib out of the import path of planning
 
     start = time.perf_counter()
     src = sources.get(source_name)(root, params.source(source_name))
@@ -143,8 +140,13 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
     curated = _PartWriter(staging_dir / CURATED / part_name(index), schema.CURATED, params.run.chunk_size)
     rejects = _PartWriter(staging_dir / REJECTS / part_name(index), schema.REJECTS, params.run.chunk_size)
 
-    def write(results: list[dict | Reject]) -> None:
-        for item in results:
+    def labelled() -> Iterator[Sample | Reject]:
+        for item in src.iter_shard(shard):
+            stats.read += 1
+            yield (label_reject(item, params) or item) if isinstance(item, Sample) else item
+
+    try:
+        for item in process_stream(labelled(), params):
             if isinstance(item, Reject):
                 stats.rejected[item.reason] += 1
                 rejects.append(_reject_row(item))
@@ -153,18 +155,6 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
             stats.unaligned += not item["aligned"]
             stats.labels[item["label"] or "unlabelled"] += 1
             curated.append(item)
-
-    try:
-        batch: list[Sample | Reject] = []
-        for item in src.iter_shard(shard):
-            stats.read += 1
-            if isinstance(item, Sample):
-                item = label_reject(item, params) or item
-            batch.append(item)
-            if len(batch) >= FACE_BATCH:
-                write(process_batch(batch, params))
-                batch = []
-        write(process_batch(batch, params))
     finally:
         curated.close()
         rejects.close()

@@ -72,15 +72,15 @@ def test_a_failed_run_leaves_the_previous_output_and_no_staging(jaffe_tree, tmp_
     import fer_data.faces.process as proc
 
     calls = {"n": 0}
-    real = proc.process_batch
+    real = proc.fit_landmarks
 
-    def exploding(items, params):  # the second batch (shard) of the run fails
+    def exploding(images, boxes):  # the second shard's landmark fit fails
         calls["n"] += 1
         if calls["n"] > 1:
             raise RuntimeError("disk on fire")
-        return real(items, params)
+        return real(images, boxes)
 
-    monkeypatch.setattr(proc, "process_batch", exploding)
+    monkeypatch.setattr(proc, "fit_landmarks", exploding)
     with pytest.raises(RuntimeError):
         curate("jaffe", jaffe_tree, out, single_process())
     assert _table(out).equals(before)

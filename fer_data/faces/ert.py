@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ SPLITS = 2**DEPTH - 1
 LEAVES = 2**DEPTH
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Model:
     """A cascade of regression-tree forests, as flat arrays (C cascades, T trees, P feature pixels)."""
 
@@ -47,6 +47,19 @@ class Model:
     @property
     def trees(self) -> int:
         return self.idx1.shape[1] // SPLITS
+
+    @cached_property
+    def idx1_i32(self) -> np.ndarray:
+        return self.idx1.astype(np.int32)
+
+    @cached_property
+    def idx2_i32(self) -> np.ndarray:
+        return self.idx2.astype(np.int32)
+
+    @cached_property
+    def thresh_floor(self) -> np.ndarray:
+        """For whole-number pixel differences d (|d| <= 255), d > t exactly when d > floor(t)."""
+        return np.clip(np.floor(self.thresh), -256, 256).astype(np.int16)
 
 
 # ---------------------------------------------------------------- dlib's file format
@@ -161,35 +174,45 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2)
 
 
+#: Faces evaluated together: per face, 0.64 ms at 64, 0.8 ms at 16 (fixed costs) and 0.85 ms
+#: at 256 (the per-level index arrays outgrow the cache); one core, 48x48 FER2013 faces.
+CHUNK = 64
+
+
 def predict(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model | None = None) -> np.ndarray:
     """(N, K, 2) landmarks of the face in each box (left, top, right, bottom) of each grey uint8 image."""
+    model = model or default_model()
+    if len(images) == 0:
+        return np.zeros((0, len(model.initial), 2), np.float64)
+    return np.concatenate([_predict_chunk(images[i : i + CHUNK], boxes[i : i + CHUNK], model)
+                           for i in range(0, len(images), CHUNK)])
+
+
+def _predict_chunk(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model) -> np.ndarray:
     import torch
     from torch.nn.functional import embedding_bag
 
-    model = model or default_model()
     n = len(images)
-    if n == 0:
-        return np.zeros((0, len(model.initial), 2), np.float32)
     flat, offsets, widths, heights = _pack(images)
     box = np.asarray(boxes, np.float64).reshape(n, 4)
     origin_x, origin_y = box[:, 0:1], box[:, 1:2]  # (N, 1): the box's top-left corner
     extent_x, extent_y = box[:, 2:3] - box[:, 0:1], box[:, 3:4] - box[:, 1:2]  # right - left, bottom - top
-    widths, heights, offsets = widths[:, None], heights[:, None], offsets[:, None]
+    # Padded-image coordinates run -1..w: clipping sends every outside point to the zero border.
+    max_x, max_y, stride, offsets = widths[:, None], heights[:, None], widths[:, None] + 2, offsets[:, None]
     shape = np.broadcast_to(model.initial, (n, *model.initial.shape)).copy()  # float32, box frame
     trees = model.trees
-    tree_base = np.arange(trees, dtype=np.int64) * SPLITS
+    tree_base = np.arange(trees, dtype=np.int32) * SPLITS
     leaf_base = torch.arange(trees) * LEAVES
-    row_offsets = np.arange(n, dtype=np.int64)[:, None] * model.anchor.shape[1]
+    row_offsets = np.arange(n, dtype=np.int32)[:, None] * model.anchor.shape[1]
     for c in range(len(model.idx1)):
         t = _similarity(model.initial, shape).astype(np.float32)[:, :, :, None]  # (N, 2, 2, 1)
         dx, dy = model.delta[c, :, 0], model.delta[c, :, 1]
-        anchored = shape[:, model.anchor[c]]  # (N, P, 2) float32, like dlib's arithmetic
+        anchored = shape.take(model.anchor[c], axis=1)  # (N, P, 2) float32, like dlib's arithmetic
         x = t[:, 0, 0] * dx + t[:, 0, 1] * dy + anchored[..., 0]
         y = t[:, 1, 0] * dx + t[:, 1, 1] * dy + anchored[..., 1]
-        x = np.rint(origin_x + x * extent_x).astype(np.int64)  # to image pixels; dlib's point() rounds
-        y = np.rint(origin_y + y * extent_y).astype(np.int64)
-        inside = (x >= 0) & (y >= 0) & (x < widths) & (y < heights)
-        feats = np.where(inside, flat[offsets + np.where(inside, y * widths + x, 0)], 0).astype(np.float32)  # (N, P)
+        x = np.minimum(np.maximum(np.rint(origin_x + x * extent_x), -1), max_x).astype(np.int32)  # point() rounds
+        y = np.minimum(np.maximum(np.rint(origin_y + y * extent_y), -1), max_y).astype(np.int32)
+        feats = flat.take(offsets + (y + 1) * stride + (x + 1)).astype(np.int16)  # (N, P); 0 outside, as dlib
         leaf = _leaf_index(model, c, feats, tree_base, row_offsets)
         leaf = torch.from_numpy(leaf.astype(np.int64)) + leaf_base
         shape += embedding_bag(leaf, _leaves(model, c), mode="sum").numpy().reshape(shape.shape)
@@ -200,10 +223,11 @@ def predict(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, i
 def _leaf_index(model: Model, c: int, feats: np.ndarray, tree_base: np.ndarray, row_offsets: np.ndarray) -> np.ndarray:
     """(N, T) leaf reached in each tree of cascade c: left where f[idx1] - f[idx2] > thresh (dlib's rule).
 
-    The root split is the same node for every face (plain column gathers); below it, flat 1-D
-    `take`s: 2.3x faster than 2-D fancy indexing at every level.
+    Feature pixels are whole numbers, so the float threshold becomes its floor and the walk runs
+    in int16/int32 (half the memory traffic). The root split is the same node for every face
+    (column gathers); below it, flat 1-D `take`s: 2.3x faster than 2-D fancy indexing.
     """
-    idx1, idx2, thresh = model.idx1[c], model.idx2[c], model.thresh[c]
+    idx1, idx2, thresh = model.idx1_i32[c], model.idx2_i32[c], model.thresh_floor[c]
     node = 2 - ((feats[:, idx1[tree_base]] - feats[:, idx2[tree_base]]) > thresh[tree_base])  # 1 (left) or 2
     flat = feats.ravel()
     for _ in range(DEPTH - 1):
@@ -220,11 +244,14 @@ def _leaves(model: Model, cascade: int):
 
 
 def _pack(images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All images in one flat uint8 buffer (feature pixels are gathered with one index array)."""
-    sizes = np.array([im.size for im in images], np.int64)
+    """All images, each with a 1-pixel zero border, in one flat uint8 buffer (one gather for all features)."""
+    import cv2
+
+    padded = [cv2.copyMakeBorder(np.ascontiguousarray(im, np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+              for im in images]
+    sizes = np.array([im.size for im in padded], np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    flat = np.concatenate([np.ascontiguousarray(im, np.uint8).ravel() for im in images])
     heights = np.array([im.shape[0] for im in images], np.int64)
     widths = np.array([im.shape[1] for im in images], np.int64)
-    return flat, offsets, widths, heights
+    return np.concatenate([im.ravel() for im in padded]), offsets, widths, heights
 

