@@ -6,7 +6,8 @@
 Input: N 256x256 TIFFs named like JAFFE (bench_curate.make_jaffe: the real JAFFE sample
 cycled when ../shared/realdata is present, else demo portraits). Each configuration runs the
 flow through `pipelines.curate_flow.run_curate` with the task runner from --task-runner
-(default: process, Prefect's ProcessPoolTaskRunner), against one Prefect API server started
+(default: process, shard tasks on Prefect's thread pool, face work in fer_data.curate's
+fork-server process pool; see pipelines/runners.py), against one Prefect API server started
 once for the whole benchmark (its start-up is not counted). Reported per worker count: the
 median wall time of the flow run (worker start-up included), images/s, and the speedup over
 the first worker count.

@@ -250,7 +250,7 @@ def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Para
 
 
 def _pool_map(source_name: str, root: str, params: Params, shard_list: list[dict], staging: str) -> Iterable[dict]:
-    """Run shards on a process pool (dlib's landmark fit holds the GIL: threads would not scale)."""
+    """Run shards on a process pool (the per-image Python work holds the GIL: threads would not scale)."""
     workers = min(params.run.worker_count(), len(shard_list))
     if workers <= 1:
         for i, shard in enumerate(shard_list):

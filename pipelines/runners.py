@@ -7,7 +7,7 @@
 The flow code never changes: `task_runner()` builds the runner and the flows are called
 through `.with_options(task_runner=...)`.
 
-dlib's 68-point landmark predictor holds the GIL, so face work scales only with processes.
+Face work is per-image Python that holds the GIL, so it scales only with processes.
 `process` runs the shard tasks on Prefect's thread pool and each task's face work in a
 process of `fer_data.curate.worker_pool` (forked from a server that loaded the dlib models
 once). Measured on a 2-core machine with 1,000 JAFFE-like images, that gives the engine's
