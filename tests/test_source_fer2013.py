@@ -193,6 +193,23 @@ def test_batch_path_agrees_with_the_exact_per_field_path():
     assert [g[0] for g in pair] == ["wrong_pixel_count", "wrong_pixel_count"]
 
 
+def test_only_broken_fields_take_the_per_field_path(monkeypatch):
+    """One short row, or one non-numeric token, must not send the whole batch down the slow path."""
+    from fer_data.sources import fer2013_csv
+
+    calls = []
+    real = fer2013_csv.parse_pixel_field
+    monkeypatch.setattr(fer2013_csv, "parse_pixel_field", lambda text: calls.append(text) or real(text))
+    fields = [pixels(i).encode() for i in range(1, 41)]
+    fields[7] = pixels(8, PIXELS - 1).encode()
+    fields[30] = pixels(31).replace(" 63 ", " x ", 1).encode()
+    got = parse_pixel_batch(fields)
+    # the short field, and the 5-field piece (40 -> 20 -> 10 -> 5) that holds the non-numeric token
+    assert len(calls) == 1 + 5
+    assert got[7][0] == "wrong_pixel_count" and got[30][0] == "non_numeric_pixel"
+    assert all(np.array_equal(got[i], image(i + 1)) for i in range(40) if i not in (7, 30))
+
+
 def test_small_batches_give_the_same_rows(tmp_path, monkeypatch):
     malformed_csv(tmp_path)
     whole = list(get("fer2013")(tmp_path))

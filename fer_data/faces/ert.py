@@ -4,9 +4,10 @@ The model is dlib's own (`shape_predictor_68_face_landmarks.dat` from face_recog
 an ensemble of regression trees (Kazemi & Sullivan 2014), 15 cascades of 500 depth-4 trees
 over 500 feature pixels each. dlib evaluates it one face at a time, ~1.7-2.4 ms a face on
 this class of machine, mostly waiting on memory (7,500 leaf vectors of 136 floats scattered
-over 65 MB) and holding the GIL. Here each cascade runs for a whole batch: one vectorised
-pass per tree level and one embedding-bag sum of the leaf vectors, about 3x less time a
-face with the same arithmetic. The result equals dlib's up to float rounding (dlib rounds
+over 65 MB) and holding the GIL. Here each cascade runs for a whole batch: vectorised
+passes per tree level and one embedding-bag sum of the leaf vectors, 0.46-0.54 ms a face in
+batches of 256 (3.3-4.4x less; bench/bench_landmarks.py) with the same arithmetic. A batch of
+one is slower than dlib (~4 ms): the fixed cost is per cascade. The result equals dlib's up to float rounding (dlib rounds
 the final points to whole pixels; these are the unrounded values): tests/test_faces_ert.py.
 
 Reading dlib's serialisation takes ~12 s in Python, so the arrays are cached once as .npz
@@ -174,9 +175,9 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2)
 
 
-#: Faces evaluated together. Each cascade's leaf table (4.4 MB) is read from memory once per
-#: chunk, so chunks should be large; the tree walk's index arrays should stay in cache, so it
-#: runs in slices of WALK faces (per face: 0.64 ms at 64, 0.85 ms at 256). One core, 48x48 faces.
+#: Faces evaluated together. Each cascade's leaf table (4.4 MB) is read from memory once a
+#: chunk, so chunks are large; the tree walk's index arrays should stay in cache, so it runs in
+#: slices of WALK faces (one core, 48x48 faces: 0.64 ms a face at 64 against 0.85 ms at 256).
 CHUNK = 256
 WALK = 64
 
@@ -205,7 +206,7 @@ def _predict_chunk(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int,
     trees = model.trees
     tree_base = np.arange(trees, dtype=np.int32) * SPLITS
     leaf_base = torch.arange(trees) * LEAVES
-    row_offsets = np.arange(n, dtype=np.int32)[:, None] * model.anchor.shape[1]
+    walk_offsets = np.arange(WALK, dtype=np.int32)[:, None] * model.anchor.shape[1]  # row starts in a slice
     for c in range(len(model.idx1)):
         t = _similarity(model.initial, shape).astype(np.float32)[:, :, :, None]  # (N, 2, 2, 1)
         dx, dy = model.delta[c, :, 0], model.delta[c, :, 1]
@@ -215,8 +216,8 @@ def _predict_chunk(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int,
         x = np.minimum(np.maximum(np.rint(origin_x + x * extent_x), -1), max_x).astype(np.int32)  # point() rounds
         y = np.minimum(np.maximum(np.rint(origin_y + y * extent_y), -1), max_y).astype(np.int32)
         feats = flat.take(offsets + (y + 1) * stride + (x + 1)).astype(np.int16)  # (N, P); 0 outside, as dlib
-        leaf = np.concatenate([_leaf_index(model, c, feats[i : i + WALK], tree_base, row_offsets[: len(feats[i : i + WALK])])
-                               for i in range(0, n, WALK)])
+        leaf = np.concatenate([_leaf_index(model, c, part, tree_base, walk_offsets[: len(part)])
+                               for part in np.split(feats, range(WALK, n, WALK))])
         leaf = torch.from_numpy(leaf.astype(np.int64)) + leaf_base
         shape += embedding_bag(leaf, _leaves(model, c), mode="sum").numpy().reshape(shape.shape)
     points = shape.astype(np.float64)

@@ -24,7 +24,11 @@ JAW_IMAGE_RIGHT = 16
 
 
 def predict(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """(68, 2) float landmarks for the face in `box` (left, top, right, bottom)."""
+    """(68, 2) float landmarks for the face in `box` (left, top, right, bottom).
+
+    For one-off use: a batch of one costs ~4 ms, twice dlib's own call; loops should collect
+    their faces and call predict_many (0.5 ms a face from a few dozen faces on).
+    """
     return predict_many([grey], [box])[0]
 
 
