@@ -208,13 +208,17 @@ def _predict_chunk(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int,
     leaf_base = torch.arange(trees) * LEAVES
     walk_offsets = np.arange(WALK, dtype=np.int32)[:, None] * model.anchor.shape[1]  # row starts in a slice
     for c in range(len(model.idx1)):
-        t = _similarity(model.initial, shape).astype(np.float32)[:, :, :, None]  # (N, 2, 2, 1)
+        t = _similarity(model.initial, shape)  # (N, 2, 2)
         dx, dy = model.delta[c, :, 0], model.delta[c, :, 1]
-        anchored = shape.take(model.anchor[c], axis=1)  # (N, P, 2) float32, like dlib's arithmetic
-        x = t[:, 0, 0] * dx + t[:, 0, 1] * dy + anchored[..., 0]
-        y = t[:, 1, 0] * dx + t[:, 1, 1] * dy + anchored[..., 1]
-        x = np.minimum(np.maximum(np.rint(origin_x + x * extent_x), -1), max_x).astype(np.int32)  # point() rounds
-        y = np.minimum(np.maximum(np.rint(origin_y + y * extent_y), -1), max_y).astype(np.int32)
+        # In image pixels: the box mapping folded into the 68 landmarks and the 2x2 transform.
+        lx = (origin_x + shape[..., 0] * extent_x).astype(np.float32).take(model.anchor[c], axis=1)
+        ly = (origin_y + shape[..., 1] * extent_y).astype(np.float32).take(model.anchor[c], axis=1)
+        ex = (t[:, 0] * extent_x).astype(np.float32)
+        ey = (t[:, 1] * extent_y).astype(np.float32)
+        x = ex[:, 0:1] * dx + ex[:, 1:2] * dy + lx
+        y = ey[:, 0:1] * dx + ey[:, 1:2] * dy + ly
+        x = np.minimum(np.maximum(np.rint(x), -1), max_x).astype(np.int32)  # dlib's point() rounds
+        y = np.minimum(np.maximum(np.rint(y), -1), max_y).astype(np.int32)
         feats = flat.take(offsets + (y + 1) * stride + (x + 1)).astype(np.int16)  # (N, P); 0 outside, as dlib
         leaf = np.concatenate([_leaf_index(model, c, part, tree_base, walk_offsets[: len(part)])
                                for part in np.split(feats, range(WALK, n, WALK))])
