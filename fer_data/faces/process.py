@@ -149,14 +149,9 @@ def _fit_and_finish(pending: list[tuple[Sample | Reject, _Found | Reject]], para
         yield _finish(item, found, next(fits), params) if isinstance(found, _Found) else found
 
 
-def process_batch(items: Sequence[Sample | Reject], params: Params) -> list[dict | Reject]:
-    """Curate a batch, in order (process_stream over a list)."""
-    return list(process_stream(items, params, batch_faces=max(1, len(items))))
-
-
 def process(sample: Sample, params: Params) -> dict | Reject:
-    """Curate one sample (a batch of one)."""
-    return process_batch([sample], params)[0]
+    """Curate one sample (a batch of one: loops should use process_stream)."""
+    return next(process_stream([sample], params))
 
 
 def _finish(sample: Sample, f: _Found, points: np.ndarray, params: Params) -> dict | Reject:
