@@ -144,6 +144,7 @@ def load(path: str | Path) -> Model:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **{k: getattr(model, k) for k in Model.__dataclass_fields__})
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; it is a cache anyone may read
         os.replace(tmp, cached)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
