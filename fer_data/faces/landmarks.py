@@ -1,7 +1,7 @@
 """68-point landmarks (dlib's iBUG-300W predictor shipped by face_recognition_models).
 
-The model is dlib's; it is evaluated by fer_data.faces.ert, a batch at a time (3x faster than
-dlib's one-face call, which also holds the GIL).
+The model is dlib's; it is evaluated by fer_data.faces.ert, a batch at a time (4x faster a face
+than dlib's one-face call, which also holds the GIL; BENCHMARKS.md, section 2).
 
 Index conventions (0-based, iBUG 68): jaw 0-16, brows 17-26, nose 27-35 (tip 30),
 eye on the image's LEFT 36-41 (the person's right eye), eye on the image's RIGHT 42-47,
