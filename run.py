@@ -53,10 +53,12 @@ def ensure_venv() -> None:
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
     _pip("setuptools<81", "wheel")
     # dlib-bin is a prebuilt dlib; face-recognition names `dlib` (a long source build), so it
-    # goes in afterwards with --no-deps. torch==2.13.0 is the CPU wheel this machine has.
+    # goes in afterwards with --no-deps.
     _pip("-r", str(ROOT / "requirements.txt"), "-r", str(ROOT / "requirements-dev.txt"))
     _pip("--no-deps", "face-recognition==1.3.0")
     _pip("--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    # One-off caches (the landmark model's arrays, its compiled evaluator): paid here, not by a first run.
+    subprocess.check_call([str(BIN / "python"), "-c", "import fer_data.faces.warm"], cwd=ROOT, env=env())
     STAMP.write_text(digest)
     print("  .venv ready", flush=True)
 

@@ -61,16 +61,14 @@ def main() -> None:
     a = ap.parse_args()
 
     import dlib
-    import torch
 
     from fer_data.faces import ert
 
-    torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import face_recognition_models
     predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    ert.default_model()
+    ert.predict([np.zeros((8, 8), np.uint8)], [(0, 0, 7, 7)])  # model and compiled kernel loaded
     results = {}
     for name, (images, boxes, origin) in inputs().items():
         rects = [dlib.rectangle(*b) for b in boxes]
@@ -98,7 +96,7 @@ def main() -> None:
             ms, ours = timed(run_ert)
             row[f"ert_ms_per_face_batch_{b}"] = round(ms, 3)
         per_face = np.abs(np.rint(ours) - theirs).max(axis=(1, 2))
-        row["speedup_at_64"] = round(dlib_ms / row.get("ert_ms_per_face_batch_64", ms), 2)
+        row["speedup_at_largest_batch"] = round(dlib_ms / ms, 2)
         row["identical_after_rounding"] = round(float((per_face == 0).mean()), 3)
         row["mean_abs_px"] = round(float(np.abs(ours - theirs).mean()), 3)
         row["max_px"] = float(per_face.max())

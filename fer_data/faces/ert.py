@@ -2,17 +2,18 @@
 
 The model is dlib's own (`shape_predictor_68_face_landmarks.dat` from face_recognition_models):
 an ensemble of regression trees (Kazemi & Sullivan 2014), 15 cascades of 500 depth-4 trees
-over 500 feature pixels each. dlib evaluates it one face at a time, ~1.7-2.4 ms a face on
-this class of machine, mostly waiting on memory (7,500 leaf vectors of 136 floats scattered
-over 65 MB) and holding the GIL. Here each cascade runs for a whole batch: vectorised
-passes per tree level and one embedding-bag sum of the leaf vectors, 0.46-0.54 ms a face in
-batches of 256 (3.3-4.4x less; bench/bench_landmarks.py) with the same arithmetic. A batch of
-one is slower than dlib (~4 ms): the fixed cost is per cascade. The result equals dlib's up to float rounding (dlib rounds
-the final points to whole pixels; these are the unrounded values): tests/test_faces_ert.py.
+over 500 feature pixels each. dlib evaluates it one face at a time, ~2 ms a face on this class
+of machine, mostly waiting on memory: each face adds 7,500 leaf vectors of 136 floats scattered
+over 65 MB. Here a compiled kernel (numba) runs each cascade over a whole chunk of faces tree
+by tree, so a tree's 16 leaf vectors stay in L1 while every face of the chunk adds one of them
+(bench/bench_landmarks.py has the figures). The arithmetic is dlib's, in dlib's order: after
+dlib's rounding to whole pixels the points are the same (tests/test_faces_ert.py); these are
+the unrounded values.
 
 Reading dlib's serialisation takes ~12 s in Python, so the arrays are cached once as .npz
 (FER_DATA_CACHE, else $XDG_CACHE_HOME/fer-data, else ~/.cache/fer-data), written atomically
-because parallel workers may race to create it.
+because parallel workers may race to create it. numba caches the compiled kernel beside this
+module (~7 s to compile once, ~0.5 s to load).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
+import numba
 import numpy as np
 
 #: Bumped when the cached arrays' layout changes.
@@ -48,19 +50,6 @@ class Model:
     @property
     def trees(self) -> int:
         return self.idx1.shape[1] // SPLITS
-
-    @cached_property
-    def idx1_i32(self) -> np.ndarray:
-        return self.idx1.astype(np.int32)
-
-    @cached_property
-    def idx2_i32(self) -> np.ndarray:
-        return self.idx2.astype(np.int32)
-
-    @cached_property
-    def thresh_floor(self) -> np.ndarray:
-        """For whole-number pixel differences d (|d| <= 255), d > t exactly when d > floor(t)."""
-        return np.clip(np.floor(self.thresh), -256, 256).astype(np.int16)
 
 
 # ---------------------------------------------------------------- dlib's file format
@@ -163,24 +152,9 @@ def default_model() -> Model:
 
 
 # ---------------------------------------------------------------- evaluation
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """(N, 2, 2) least-squares scaled rotations taking the centred `src` (K, 2) onto each `dst` (N, K, 2).
-
-    dlib's find_similarity_transform (Umeyama) gives the same matrix for these shapes.
-    """
-    s = src - src.mean(axis=0)
-    d = dst - dst.mean(axis=1, keepdims=True)
-    norm = float((s**2).sum())
-    a = (d[..., 0] @ s[:, 0] + d[..., 1] @ s[:, 1]) / norm
-    b = (d[..., 1] @ s[:, 0] - d[..., 0] @ s[:, 1]) / norm
-    return np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2)
-
-
-#: Faces evaluated together. Each cascade's leaf table (4.4 MB) is read from memory once a
-#: chunk, so chunks are large; the tree walk's index arrays should stay in cache, so it runs in
-#: slices of WALK faces (one core, 48x48 faces: 0.64 ms a face at 64 against 0.85 ms at 256).
+#: Faces evaluated together: each cascade's leaf table (4.4 MB) is then read from memory once a
+#: chunk and stays in cache while every face of the chunk walks that cascade's 500 trees.
 CHUNK = 256
-WALK = 64
 
 
 def predict(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model | None = None) -> np.ndarray:
@@ -193,82 +167,106 @@ def predict(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, i
 
 
 def _predict_chunk(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model) -> np.ndarray:
-    import torch
-    from torch.nn.functional import embedding_bag
-
-    n = len(images)
     flat, offsets, widths, heights = _pack(images)
-    box = np.asarray(boxes, np.float64).reshape(n, 4)
-    origin_x, origin_y = box[:, 0:1], box[:, 1:2]  # (N, 1): the box's top-left corner
-    extent_x, extent_y = box[:, 2:3] - box[:, 0:1], box[:, 3:4] - box[:, 1:2]  # right - left, bottom - top
-    # Padded-image coordinates run -1..w: clipping sends every outside point to the zero border.
-    max_x, max_y, stride, offsets = widths[:, None], heights[:, None], widths[:, None] + 2, offsets[:, None]
-    shape = np.broadcast_to(model.initial, (n, *model.initial.shape)).copy()  # float32, box frame
-    trees = model.trees
-    tree_base = np.arange(trees, dtype=np.int32) * SPLITS
-    leaf_base = torch.arange(trees) * LEAVES
-    walk_offsets = np.arange(WALK, dtype=np.int32)[:, None] * model.anchor.shape[1]  # row starts in a slice
-    for c in range(len(model.idx1)):
-        t = _similarity(model.initial, shape)  # (N, 2, 2)
-        dx, dy = model.delta[c, :, 0], model.delta[c, :, 1]
-        # In image pixels: the box mapping folded into the 68 landmarks and the 2x2 transform.
-        lx = (origin_x + shape[..., 0] * extent_x).astype(np.float32).take(model.anchor[c], axis=1)
-        ly = (origin_y + shape[..., 1] * extent_y).astype(np.float32).take(model.anchor[c], axis=1)
-        ex = (t[:, 0] * extent_x).astype(np.float32)
-        ey = (t[:, 1] * extent_y).astype(np.float32)
-        x = ex[:, 0:1] * dx + ex[:, 1:2] * dy + lx
-        y = ey[:, 0:1] * dx + ey[:, 1:2] * dy + ly
-        x = np.minimum(np.maximum(np.rint(x), -1), max_x).astype(np.int32)  # dlib's point() rounds
-        y = np.minimum(np.maximum(np.rint(y), -1), max_y).astype(np.int32)
-        feats = flat.take(offsets + (y + 1) * stride + (x + 1)).astype(np.int16)  # (N, P); 0 outside, as dlib
-        leaf = np.concatenate([_leaf_index(model, c, part, tree_base, walk_offsets[: len(part)])
-                               for part in np.split(feats, range(WALK, n, WALK))])
-        leaf = torch.from_numpy(leaf.astype(np.int64)) + leaf_base
-        shape += embedding_bag(leaf, _leaves(model, c), mode="sum").numpy().reshape(shape.shape)
-    points = shape.astype(np.float64)
-    return np.stack([origin_x + points[..., 0] * extent_x, origin_y + points[..., 1] * extent_y], axis=-1)
-
-
-def _leaf_index(model: Model, c: int, feats: np.ndarray, tree_base: np.ndarray, row_offsets: np.ndarray) -> np.ndarray:
-    """(N, T) leaf reached in each tree of cascade c: left where f[idx1] - f[idx2] > thresh (dlib's rule).
-
-    Feature pixels are whole numbers, so the float threshold becomes its floor and the walk runs
-    in int16/int32 (half the memory traffic). The top two levels hold three fixed nodes a tree:
-    all three are compared with column gathers and the path selected; the deeper levels use
-    flat 1-D `take`s. Per face: 0.26 ms against 0.64 ms for 2-D fancy indexing at every level.
-    """
-    idx1, idx2, thresh = model.idx1_i32[c], model.idx2_i32[c], model.thresh_floor[c]
-
-    def go_left_at(node: int) -> np.ndarray:
-        k = tree_base + node
-        return (feats[:, idx1[k]] - feats[:, idx2[k]]) > thresh[k]
-
-    root = go_left_at(0)
-    second = np.where(root, go_left_at(1), go_left_at(2))
-    node = (3 + 2 * ~root + ~second).astype(np.int32)  # the four nodes of level 2: 3..6
-    flat = feats.ravel()
-    for _ in range(DEPTH - 2):
-        k = tree_base + node
-        go_left = (flat.take(row_offsets + idx1.take(k)) - flat.take(row_offsets + idx2.take(k))) > thresh.take(k)
-        node = 2 * node + 2 - go_left
-    return node - SPLITS
-
-
-def _leaves(model: Model, cascade: int):
-    import torch
-
-    return torch.from_numpy(model.leaves[cascade])
+    box = np.asarray(boxes, np.float64).reshape(len(images), 4)
+    origin = np.ascontiguousarray(box[:, :2])
+    extent = np.ascontiguousarray(box[:, 2:] - box[:, :2])  # right - left, bottom - top, as dlib's mapping
+    shape = _evaluate(flat, offsets, widths, heights, origin, extent, model.initial, model.anchor, model.delta,
+                      model.idx1, model.idx2, model.thresh, model.leaves)
+    return origin[:, None, :] + shape.astype(np.float64) * extent[:, None, :]
 
 
 def _pack(images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All images, each with a 1-pixel zero border, in one flat uint8 buffer (one gather for all features)."""
-    import cv2
+    """All images in one flat uint8 buffer, so the kernel takes one array however many images."""
+    arrays = [np.ascontiguousarray(im, np.uint8) for im in images]
+    sizes = np.array([im.size for im in arrays], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    heights = np.array([im.shape[0] for im in arrays], np.int64)
+    widths = np.array([im.shape[1] for im in arrays], np.int64)
+    return np.concatenate([im.ravel() for im in arrays]), offsets, widths, heights
 
-    padded = [cv2.copyMakeBorder(np.ascontiguousarray(im, np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-              for im in images]
-    sizes = np.array([im.size for im in padded], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    heights = np.array([im.shape[0] for im in images], np.int64)
-    widths = np.array([im.shape[1] for im in images], np.int64)
-    return np.concatenate([im.ravel() for im in padded]), offsets, widths, heights
 
+#: Compiled once and cached on disk beside this module (numba's cache), so later runs load it.
+_compiled = numba.njit(cache=True, nogil=True)
+
+
+@_compiled
+def _evaluate(flat, offsets, widths, heights, origin, extent, initial, anchor, delta, idx1, idx2, thresh, leaves):
+    """dlib's shape_predictor::operator() for a chunk of faces, cascade by cascade.
+
+    Compiled: vectorised over faces in numpy the same work spent most of its time building
+    index arrays (0.46 ms a face); a per-face Python loop would be ~100x slower than either.
+    Arithmetic follows dlib: the shape and transform in float32, the box mapping in double,
+    feature pixels at the rounded point (0 outside the image), each tree's leaf added in turn.
+    """
+    n, k, cascades, pixels = len(offsets), len(initial), anchor.shape[0], anchor.shape[1]
+    trees = idx1.shape[1] // SPLITS
+    shape = np.empty((n, k, 2), np.float32)
+    shape[:] = initial
+    flat_shape = shape.reshape(n, 2 * k)  # a view: leaf vectors are added to it as (x0, y0, x1, ...)
+    feats = np.empty((n, pixels), np.float32)
+    leaf_of = np.empty(n, np.int64)
+    centre = np.zeros(2, np.float64)
+    for j in range(k):
+        centre[0] += initial[j, 0] / k
+        centre[1] += initial[j, 1] / k
+    for c in range(cascades):
+        for f in range(n):
+            _feature_pixels(flat, offsets[f], widths[f], heights[f], origin[f], extent[f], initial, centre,
+                            shape[f], anchor[c], delta[c], feats[f])
+        # Tree by tree over all faces: a tree's 16 leaf vectors stay in L1 while every face adds
+        # one of them (face by face, each face would pull 500 scattered rows from L3 a cascade).
+        # The walk is branch-free and runs for all faces before the adds (0.25 vs 0.36 ms a face).
+        for t in range(trees):
+            first = t * SPLITS
+            for f in range(n):
+                node = 0
+                for _ in range(DEPTH):
+                    i = first + node
+                    node = 2 * node + 2 - np.int64(feats[f, idx1[c, i]] - feats[f, idx2[c, i]] > thresh[c, i])
+                leaf_of[f] = t * LEAVES + node - SPLITS
+            for f in range(n):
+                leaf, row = leaves[c, leaf_of[f]], flat_shape[f]
+                for m in range(2 * k):
+                    row[m] += leaf[m]
+    return shape
+
+
+@_compiled
+def _feature_pixels(flat, base, w, h, origin, extent, initial, centre, shape, anchor, delta, out):
+    """dlib's extract_feature_pixel_values: each pixel placed off its anchor landmark by the
+    current shape's similarity to the mean shape, read at the rounded point, 0 outside the image."""
+    a, b = _similarity(initial, centre, shape)
+    for p in range(len(anchor)):
+        q = anchor[p]
+        dx, dy = delta[p, 0], delta[p, 1]
+        qx = a * dx - b * dy + shape[q, 0]
+        qy = b * dx + a * dy + shape[q, 1]
+        x = np.floor(origin[0] + extent[0] * np.float64(qx) + 0.5)
+        y = np.floor(origin[1] + extent[1] * np.float64(qy) + 0.5)
+        if 0 <= x < w and 0 <= y < h:
+            out[p] = flat[base + np.int64(y) * w + np.int64(x)]
+        else:
+            out[p] = 0
+
+
+@_compiled
+def _similarity(src, centre, dst):
+    """(a, b) of the least-squares scaled rotation [[a, -b], [b, a]] taking the shape `src` onto `dst`.
+
+    dlib's find_similarity_transform (Umeyama) gives the same matrix for two shapes; float32 as dlib.
+    """
+    k = len(src)
+    mx = my = 0.0
+    for j in range(k):
+        mx += dst[j, 0]
+        my += dst[j, 1]
+    mx, my = mx / k, my / k
+    num_a = num_b = norm = 0.0
+    for j in range(k):
+        sx, sy = src[j, 0] - centre[0], src[j, 1] - centre[1]
+        tx, ty = dst[j, 0] - mx, dst[j, 1] - my
+        num_a += sx * tx + sy * ty
+        num_b += sx * ty - sy * tx
+        norm += sx * sx + sy * sy
+    return np.float32(num_a / norm), np.float32(num_b / norm)

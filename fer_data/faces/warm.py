@@ -1,16 +1,17 @@
 """Imported by the process pool's fork server: workers fork with the models already loaded.
 
-Loading the 68-point model (65 MB of arrays, plus torch for its leaf sums) and the HOG
-detector takes a second or two per process; done once in the fork server, every worker
-starts warm and shares those pages copy-on-write instead of each holding its own copy.
+Loading the 68-point model (65 MB of arrays, its compiled evaluator from numba's disk cache)
+and the HOG detector takes about a second per process; done once in the fork server, every
+worker starts warm and shares those pages copy-on-write instead of each holding its own copy.
+`run.py setup` imports it too, so the one-off costs (parsing dlib's model file into the .npz
+cache, ~12 s; compiling the evaluator, ~7 s) are paid while setting up, not by the first run.
 """
 
-import torch
+import numpy as np
 
 from fer_data.faces import detect, ert, process, quality  # noqa: F401  (imported for their models)
 
-torch.set_num_threads(1)  # one worker process per core: intra-op threads would oversubscribe
-ert.default_model()
+ert.predict([np.zeros((8, 8), np.uint8)], [(0, 0, 7, 7)])  # loads the model, compiles or loads the kernel
 detect._hog()
 quality.reference_shape()
 
