@@ -1,6 +1,6 @@
 """68-point landmarks (dlib's iBUG-300W predictor shipped by face_recognition_models).
 
-The model is dlib's; it is evaluated by fer_data.faces.ert, a batch at a time (about 5x faster a
+The model is dlib's; it is evaluated by fer_data.faces.ert, a batch at a time (4.4-4.9x faster a
 face than dlib's one-face call, which also holds the GIL; BENCHMARKS.md, section 2).
 
 Index conventions (0-based, iBUG 68): jaw 0-16, brows 17-26, nose 27-35 (tip 30),
