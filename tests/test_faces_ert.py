@@ -86,6 +86,21 @@ def test_model_layout_and_cache_round_trip(tmp_path, monkeypatch):
     assert first.thresh[0, 0] == -3.0 and first.idx2[0, 1] == 1
 
 
+@pytest.mark.parametrize("pixel, leaf", [(0, 3), (2, 1), (4, 1), (5, 0), (10, 0)])  # 0 and 4: ">" is strict
+def test_tiny_model_walks_its_tree_the_way_dlib_does(tmp_path, monkeypatch, pixel, leaf):
+    """Worked by hand: feature 0 sits at (3, 4) of an 8-pixel box, feature 1 outside the image
+    (so 0); every split compares f0 - f1 > -3 + node and goes left when true; leaf i adds i/16
+    to landmark 0's x in box units."""
+    path = tmp_path / "tiny.dat"
+    path.write_bytes(_tiny_model_bytes())
+    monkeypatch.setenv("FER_DATA_CACHE", str(tmp_path / "cache"))
+    model = ert.load(path)
+    image = np.zeros((12, 12), np.uint8)
+    image[4, 3] = pixel
+    points = ert.predict([image], [(0, 0, 8, 8)], model)[0]
+    np.testing.assert_allclose(points, [[(0.25 + leaf / 16) * 8, 4.0], [6.0, -4.0]])
+
+
 def test_a_file_that_is_not_a_predictor_is_refused(tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_bytes(b"\x01\x02" + b"\x00" * 10)
