@@ -150,3 +150,44 @@ def test_real_fer2013_crops_a_minority_of_fits_is_flagged():
         outcome["aligned" if row["aligned"] else "unaligned"] += 1
     share = outcome["unaligned"] / len(files)
     assert 0.02 < share < 0.3, outcome
+
+
+def test_an_image_without_a_face_is_rejected_with_no_face():
+    noise = np.random.default_rng(3).integers(0, 256, (256, 256), dtype=np.uint8)
+    flat = np.full((256, 256), 128, np.uint8)
+    for grey, name in ((noise, "noise"), (flat, "flat")):
+        out = process(_sample(grey, name), PARAMS)
+        assert isinstance(out, Reject) and out.reason == "no_face" and out.locator == name, out
+
+
+@pytest.mark.parametrize("scale, angle", [(1.0, 0.0), (0.7, 12.0), (2.5, -25.0), (0.3, 8.0), (0.12, -15.0)])
+def test_warped_pixels_put_the_eyes_where_the_transform_says(scale, angle):
+    """The image itself, not just the landmarks: two bright dots placed as eyes in a frame land on
+    the eye targets after warp(), through both paths (plain warp, and pre-shrink below 0.5x)."""
+    from fer_data.faces import align
+
+    size = PARAMS.align.size
+    target_l = np.array(PARAMS.align.eye_left) * size
+    target_r = np.array(PARAMS.align.eye_right) * size
+    eye_gap = (target_r - target_l)[0] / scale  # source distance that maps onto the target gap
+    h = w = int(eye_gap * 3) + 40
+    centre = np.array([w / 2, h / 2])
+    turn = np.deg2rad(angle)
+    half = 0.5 * eye_gap * np.array([np.cos(turn), np.sin(turn)])
+    src_l, src_r = centre - half, centre + half
+    yy, xx = np.mgrid[0:h, 0:w]
+    sigma = max(0.8, 1.2 / scale)  # in the output a dot is 1.2-2 px wide, whatever the scale
+    frame = sum(np.exp(-((xx - p[0]) ** 2 + (yy - p[1]) ** 2) / (2 * sigma**2)) for p in (src_l, src_r))
+    grey = np.clip(frame * 255, 0, 255).astype(np.uint8)
+
+    m = align.similarity(src_l, src_r, target_l, target_r)
+    np.testing.assert_allclose(align.transform_points(m, np.array([src_l, src_r])), [target_l, target_r], atol=1e-9)
+    out = align.warp(grey, m, size).astype(np.float64)
+    r = int(np.ceil(3.5 * sigma * scale))  # the window holds the whole dot, so its centroid is unbiased
+    for target in (target_l, target_r):
+        x0, y0 = (int(round(v)) for v in target)
+        win = out[y0 - r : y0 + r + 1, x0 - r : x0 + r + 1]
+        wy, wx = np.mgrid[y0 - r : y0 + r + 1, x0 - r : x0 + r + 1]
+        # warpAffine samples pixel centres at integer coordinates, as transform_points assumes
+        found = np.array([(win * wx).sum(), (win * wy).sum()]) / win.sum()
+        assert np.abs(found - target).max() < 0.2, (found, target)
