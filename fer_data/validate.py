@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Rejects where face detection ran and found nothing usable as a face.
-NO_FACE_REASONS = ("no_face", "bad_face_box")
+NO_FACE_REASONS = ("no_face", "no_face_on_side", "bad_face_box")
 #: Rejects where a face was found (its landmark fit then failed the sanity check).
 FACE_FOUND_REASONS = ("landmark_check_failed",)
 #: Curated columns read for validation; image bytes are read only to take their length.

@@ -42,4 +42,5 @@ def test_two_faces_largest_first_and_side_choice():
     assert choose_face(dets, "right", 480).centre_x > 240
     assert choose_face(dets, None, 480) == dets[0]
     lone = [Detection((300, 10, 400, 110), 1.0)]
-    assert choose_face(lone, "left", 480) == lone[0]  # no face on that side: the largest
+    assert choose_face(lone, "left", 480) is None  # only the other person: not theirs to keep
+    assert choose_face(lone, "right", 480) == lone[0] and choose_face(lone, None, 480) == lone[0]

@@ -135,6 +135,23 @@ def test_left_and_right_share_one_video(tmp_path):
     assert len({s.locator for s in samples}) == len(samples) == 6
 
 
+def test_side_video_with_only_the_other_person_in_view_is_rejected_not_mislabelled(tmp_path):
+    """`solo_left` annotates the left person; with only a face on the right half in view, keeping
+    it would give the right person the left person's label."""
+    from fer_data.sources.affwild2 import write_video
+
+    write_video(tmp_path / "videos" / "solo.mp4", "mp4v", DemoFaces(), 10, [(27, 238, 122, 80)])
+    annotate(tmp_path, "solo_left", [4] * 10)
+    annotate(tmp_path, "solo_right", [1] * 10)
+    m = curate("affwild2", tmp_path, tmp_path / "out", single_process(sources={"affwild2": {"frame_stride": 5}}))
+    got = rows(tmp_path / "out" / "curated.parquet")
+    assert got and {r["sequence_id"] for r in got} == {"solo_right"} and {r["label"] for r in got} == {"anger"}
+    assert all((r["bbox"][0] + r["bbox"][2]) / 2 > 160 for r in got)
+    side = [r for r in rows(tmp_path / "out" / "rejects.parquet") if r["reason"] == "no_face_on_side"]
+    assert len(side) == m["rejected_by_reason"]["no_face_on_side"] == 2
+    assert all(r["locator"].startswith("videos/solo.mp4#left/") and "left half" in r["detail"] for r in side)
+
+
 # --- annotation layouts and labels ---------------------------------------------------------
 
 

@@ -108,11 +108,14 @@ def _unscale(box: tuple[int, int, int, int], scale: float, shape: tuple[int, ...
     )
 
 
-def choose_face(dets: list[Detection], side: str | None, width: int) -> Detection:
-    """The face to keep: the largest, or for two-person videos the largest on the given side."""
+def choose_face(dets: list[Detection], side: str | None, width: int) -> Detection | None:
+    """The face to keep: the largest, or for two-person videos the largest on the given side.
+
+    None when no face is on that side: the frame's annotation is that side's person, so the
+    other person's face must not be kept under their label.
+    """
     if side in ("left", "right"):
         mid = width / 2.0
         on_side = [d for d in dets if (d.centre_x < mid) == (side == "left")]
-        if on_side:
-            return on_side[0]
+        return on_side[0] if on_side else None
     return dets[0]

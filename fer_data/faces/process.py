@@ -51,7 +51,10 @@ def _face(sample: Sample, grey: np.ndarray, params: Params) -> tuple[Detection, 
     dets = detect_faces(grey, sample.expected_face_fraction, params.faces)
     if not dets:
         return "no_face"
-    return choose_face(dets, sample.face_side, w), len(dets), params.faces.detector
+    chosen = choose_face(dets, sample.face_side, w)
+    if chosen is None:
+        return "no_face_on_side"
+    return chosen, len(dets), params.faces.detector
 
 
 #: Above this roll the predictor's fit drifts (it was trained on near-upright faces), so the
@@ -78,8 +81,10 @@ def _locate(sample: Sample, params: Params) -> _Found | Reject:
         return Reject(sample.source, sample.locator, "unreadable_image", str(exc))
     found = _face(sample, grey, params)
     if isinstance(found, str):
-        detail = f"no face found in {grey.shape[1]}x{grey.shape[0]} image" if found == "no_face" else "dataset face box is empty"
-        return Reject(sample.source, sample.locator, found, detail)
+        details = {"no_face": f"no face found in {grey.shape[1]}x{grey.shape[0]} image",
+                   "no_face_on_side": f"no face on the {sample.face_side} half of the frame (the annotated person)",
+                   "bad_face_box": "dataset face box is empty"}
+        return Reject(sample.source, sample.locator, found, details[found])
     return _Found(grey, digest, *found)
 
 
