@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from support import realdata, rows, single_process
 
 from fer_data import labels
@@ -164,15 +165,81 @@ def test_label_csv_votes_are_found_by_image_name(tmp_path):
         get("ferplus")(tmp_path / "data", {"votes": "label_csv", "fer2013_csv": str(tmp_path / "fer2013.csv")})
 
 
+def test_a_missing_or_headless_vote_file_is_one_reject(tmp_path):
+    write_pixels(tmp_path, ["Training", "Training"])
+    src = get("ferplus")(tmp_path)
+    assert outcome(src) == [("fer2013new.csv", "missing_label_file")] == outcome(flatten(src, src.shards(1, 2)))
+    (tmp_path / "fer2013new.csv").write_text("Usage,Image name,neutral,happiness\nTraining,fer0000000.png,10,0\n")
+    items = list(get("ferplus")(tmp_path))
+    assert outcome(items) == [("fer2013new.csv:1", "bad_header")] and "lacks" in items[0].detail
+
+
 def test_configuration_errors_fail_at_once(tmp_path):
     write_pixels(tmp_path, ["Training"])
-    with pytest.raises(FileNotFoundError, match="fer2013new.csv"):
-        get("ferplus")(tmp_path)
     write_votes(tmp_path, [f"Training,fer0000000.png,{vote_text(neutral=10)}"])
     with pytest.raises(ValueError, match="label_mode"):
         get("ferplus")(tmp_path, {"label_mode": "soft"})
     with pytest.raises(FileNotFoundError, match="fer2013_csv"):
         get("ferplus")(tmp_path, {"fer2013_csv": "elsewhere/fer2013.csv"})
+    with pytest.raises(FileNotFoundError, match="pixels: png"):
+        get("ferplus")(tmp_path, {"pixels": "png"})
+    with pytest.raises(ValueError, match="pixels must be"):
+        get("ferplus")(tmp_path, {"pixels": "jpg"})
+
+
+# --- the png layout (FER+'s generate_training_data.py output) ------------------------------------
+
+
+def png_tree(tmp_path: Path) -> Path:
+    """The demo tree without fer2013.csv / fer2013new.csv: only data/FER2013*/ PNGs + label.csv."""
+    root = tmp_path / "ferplus"
+    get("ferplus").write_demo(root, DemoFaces())
+    (root / "fer2013.csv").unlink()
+    (root / "fer2013new.csv").unlink()
+    return root
+
+
+def test_png_layout_gives_the_labels_of_the_csv_join(tmp_path):
+    both = tmp_path / "both"
+    get("ferplus").write_demo(both, DemoFaces())
+    joined = [i for i in get("ferplus")(both, {"votes": "label_csv"}) if isinstance(i, Sample)]
+    src = get("ferplus")(png_tree(tmp_path))  # auto: no fer2013.csv, PNG folders present
+    assert src.layout == "png" and get("ferplus")(both).layout == "fer2013_csv"
+    png = list(src)
+    assert all(isinstance(i, Sample) or i.reason in ("no_majority", "not_an_emotion") for i in png)
+    by_row = {demo_name(int(i.locator.split(":")[1]) - 2): i for i in joined}
+    samples = [i for i in png if isinstance(i, Sample)]
+    assert len(samples) == len(joined) == 55
+    for s in samples:
+        folder, name = s.locator.split("/")[1:]
+        twin = by_row[name]
+        assert (s.label, s.split, s.split_original, s.extra) == (twin.label, twin.split, twin.split_original, twin.extra)
+        assert s.path.endswith(s.locator) and s.precropped and s.face_box is None
+        assert np.array_equal(np.asarray(Image.open(s.path)), twin.pixels)
+    assert same_items(flatten(get("ferplus")(src.root), src.shards(7, 1)), png)
+    assert same_items(flatten(get("ferplus")(src.root), src.shards(100, 3)), png)
+
+
+def test_png_layout_rejects_missing_images_and_bad_votes(tmp_path):
+    root = png_tree(tmp_path)
+    label = root / "data" / "FER2013Train" / "label.csv"
+    lines = label.read_text().splitlines()
+    first, second = lines[0].split(",")[0], lines[1].split(",")[0]
+    (root / "data" / "FER2013Train" / first).unlink()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",x"
+    label.write_text("\n".join(lines) + "\n")
+    items = {i.locator: i for i in get("ferplus")(root)}
+    assert items[f"data/FER2013Train/{first}"].reason == "missing_image"
+    assert items["data/FER2013Train/label.csv:2"].reason == "bad_votes" and f"data/FER2013Train/{second}" not in items
+    metrics = curate("ferplus", root, tmp_path / "out", single_process(labels={"target_set": "all8"}))
+    assert metrics["curated"] == 53 and metrics["rejected_by_reason"]["missing_image"] == 1
+    got = rows(tmp_path / "out" / "curated.parquet")
+    assert all(r["locator"].startswith("data/FER2013") and len(r["label_votes"]) == 8 for r in got)
+
+
+def demo_name(row: int) -> str:
+    """The image name write_demo gives data row `row` (non-faces are skipped, as in FER+)."""
+    return f"fer{sum(1 for i in range(row) if demo_votes(i)[-1] < 10):07d}.png"
 
 
 # --- sharding ----------------------------------------------------------------------------
@@ -285,3 +352,39 @@ def test_real_sample_curates(tmp_path):
     got = rows(tmp_path / "out" / "curated.parquet")
     assert all(len(r["label_votes"]) == 8 and abs(sum(r["label_votes"]) - 1) < 1e-5 for r in got)
     assert {r["source"] for r in got} == {"ferplus"} and {r["split"] for r in got} == {"train"}
+
+
+def test_real_label_csv_with_generated_pngs(tmp_path):
+    """FER+'s real label.csv files, with the PNGs generate_training_data.py would write for the
+    rows of the fer2013.csv slice: the png layout gives the labels the csv join gives."""
+    import shutil
+
+    root = realdata("ferplus")
+    joined = list(get("ferplus")(root, real_params(votes="label_csv", unmatched_rows="summary")))[:31]
+    names = [row[1] for row in real_vote_rows(root / "fer2013new.csv", 31)]
+    pixels = {}
+    for item in get("fer2013")(realdata("fer2013", "csv_slice")):
+        if isinstance(item, Sample):
+            pixels[int(item.locator.split(":")[1]) - 2] = item.pixels
+    for folder in ("FER2013Train", "FER2013Valid", "FER2013Test"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        shutil.copy(root / "data" / folder / "label.csv", tmp_path / "data" / folder / "label.csv")
+    for row, name in enumerate(names):
+        if name:
+            Image.fromarray(pixels[row]).save(tmp_path / "data" / "FER2013Train" / name)
+    png = {i.locator.rsplit("/", 1)[-1]: i for i in get("ferplus")(tmp_path) if isinstance(i, Sample)}
+    expected = {name: item for name, item in zip(names, joined) if isinstance(item, Sample)}
+    assert len(expected) >= 20 and png.keys() == expected.keys()
+    for name, item in expected.items():
+        assert (png[name].label, png[name].extra) == (item.label, item.extra)
+        assert np.array_equal(np.asarray(Image.open(png[name].path)), item.pixels)
+
+
+def test_png_layout_reads_every_label_csv_even_a_folder_without_pngs(tmp_path):
+    root = png_tree(tmp_path)
+    for png in (root / "data" / "FER2013Test").glob("*.png"):
+        png.unlink()
+    items = list(get("ferplus")(root))
+    test_rows = [i for i in items if i.locator.startswith("data/FER2013Test/")]
+    assert test_rows and all(isinstance(i, Reject) and i.reason in ("missing_image", "bad_votes") for i in test_rows)
+    assert len(test_rows) == len((root / "data" / "FER2013Test" / "label.csv").read_text().splitlines())

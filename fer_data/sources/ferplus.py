@@ -1,7 +1,12 @@
 """FER+ (Microsoft, Barsoum et al. 2016): ten crowd votes for every FER2013 face.
 
-Layout: the FER+ repository's files plus FER2013's `fer2013.csv` (the pixels; FER+ does not
-redistribute them). `fer2013_csv` in params names it, relative to the root or absolute.
+Layouts (`pixels` in params; `auto` takes the first that is there):
+* `fer2013_csv`: the FER+ repository's files plus FER2013's `fer2013.csv` (the pixels; FER+
+  does not redistribute them). `fer2013_csv` in params names it, relative to the root or absolute.
+* `png`: the folders FER+'s own `generate_training_data.py` writes: `data/FER2013{Train,Valid,
+  Test}/fer0000000.png` beside each folder's `label.csv` (also how FER+ copies are passed
+  around). Votes and face boxes come from label.csv, the split from the folder; a sample's
+  locator is its PNG's path. fer2013.csv and fer2013new.csv are not needed.
 
 * `fer2013new.csv`: `Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,
   contempt,unknown,NF`, one row per row of fer2013.csv, in the same order. An empty
@@ -26,7 +31,7 @@ In every mode, `extra["label_votes"]` holds the raw vote distribution over the 8
 in `labels.CANONICAL` order (neutral, anger, contempt, disgust, fear, happiness, sadness,
 surprise), summing to 1 (unknown / NF votes left out), for soft-label training.
 
-A sample's locator is its fer2013.csv line (`fer2013.csv:637`), as for the fer2013 source
+In the fer2013_csv layout a sample's locator is its fer2013.csv line (`fer2013.csv:637`), as for the fer2013 source
 (the source name keeps the sample ids apart). Rejects name the line where the problem is: the
 fer2013.csv line, or the fer2013new.csv / label.csv line for a broken vote row.
 
@@ -35,7 +40,10 @@ Rejects (besides FER2013's pixel-row reasons, see fer_data.sources.fer2013_csv):
 number of fields or a non-number in it), `misaligned_rows` (the two files disagree on a row's
 Usage: they are not in the same order), `missing_votes` / `missing_pixels` (one file has rows
 the other lacks; `unmatched_rows: summary` reports such a tail as one reject per shard instead
-of one per row, for working with a slice of fer2013.csv), `unknown_split`.
+of one per row, for working with a slice of fer2013.csv), `unknown_split`; a missing
+fer2013new.csv is one `missing_label_file` reject, one without the vote columns one
+`bad_header` reject. In the png layout: `missing_image` (a label.csv row whose PNG is absent),
+`bad_votes`, and the rules' own reasons.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_data import labels
-from fer_data.demo import DemoFaces
+from fer_data.demo import DemoFaces, write_image
 from fer_data.sources.base import Reject, Sample, Source, relative_locator
 from fer_data.sources.fer2013 import USAGE_SPLITS, demo_usage, write_fer2013_csv
 from fer_data.sources.fer2013_csv import (Line, PixelCsv, PixelRow, iter_lines, read_header, record_starts,
@@ -64,6 +72,8 @@ LABEL_DIRS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013
 MODES = ("majority", "plurality")
 VOTE_COLUMNS = labels.FERPLUS_COLUMNS  # 8 emotions, then unknown, NF
 EMOTION_COLUMNS = VOTE_COLUMNS[:8]
+#: fer2013new.csv columns read (header names, lower case).
+VOTES_WANTED = ("usage", "image name", *(c.lower() for c in VOTE_COLUMNS))
 
 
 class BadVotes(ValueError):
@@ -138,6 +148,11 @@ def parse_box(text: str) -> tuple[int, int, int, int] | None:
     return box if len(box) == 4 else None  # type: ignore[return-value]
 
 
+def _covers(box: tuple[int, int, int, int] | None, w: int, h: int) -> bool:
+    """Whether a label.csv face box is the whole w x h frame (FER+ writes (0, 0, 48, 48) for most)."""
+    return box is None or (box[0] <= 0 and box[1] <= 0 and box[2] >= w and box[3] >= h)
+
+
 class _Tail:
     """Rows one file has and the other lacks: a reject each, or one summary reject per reason."""
 
@@ -162,6 +177,7 @@ class _Tail:
 class FERPlus(Source):
     name = NAME
     defaults: Mapping[str, Any] = {
+        "pixels": "auto",  # auto | fer2013_csv (fer2013.csv + fer2013new.csv) | png (data/FER2013*/ PNGs + label.csv)
         "label_mode": "majority",  # majority | plurality
         "votes": "fer2013new",  # fer2013new (fer2013new.csv) | label_csv (data/FER2013*/label.csv)
         "fer2013_csv": "fer2013.csv",  # FER2013's pixels: relative to the root, or absolute
@@ -177,20 +193,46 @@ class FERPlus(Source):
             raise ValueError(f"{NAME}: votes must be fer2013new or label_csv, got {self.params['votes']!r}")
         if self.params["unmatched_rows"] not in ("reject", "summary"):
             raise ValueError(f"{NAME}: unmatched_rows must be reject or summary, got {self.params['unmatched_rows']!r}")
+        if self.params["pixels"] not in ("auto", "fer2013_csv", "png"):
+            raise ValueError(f"{NAME}: pixels must be auto, fer2013_csv or png, got {self.params['pixels']!r}")
         self.pixels_path = self.root / self.params["fer2013_csv"]  # an absolute path stays absolute
         self.votes_path = self.root / VOTES_FILE
-        for path, what in ((self.pixels_path, "FER2013's pixels (set sources.ferplus.fer2013_csv)"),
-                           (self.votes_path, "FER+'s votes and image names")):
-            if not path.is_file():
-                raise FileNotFoundError(f"{NAME}: {path} not found; it holds {what}")
+        self.layout = self._layout()
+        if self.layout == "png":
+            return
+        if not self.pixels_path.is_file():
+            raise FileNotFoundError(f"{NAME}: {self.pixels_path} not found; it holds FER2013's pixels (set "
+                                    f"sources.ferplus.fer2013_csv, or use FER+'s PNG folders: pixels: png)")
         self.pixels = PixelCsv(self.pixels_path)
         if not self.pixels.usable:
             raise ValueError(f"{NAME}: {self.pixels_path} has no 'pixels' column: {self.pixels.header.names}")
         self.pixels_name = self._name_of(self.pixels_path)
-        self.votes_header = read_header(self.votes_path)
-        self.columns = self._vote_columns()
+        self.votes_problem = self._votes_problem()
+        if self.votes_problem is None:
+            self.votes_header = read_header(self.votes_path)
+            self.columns = {w: self.votes_header.names.index(w) for w in VOTES_WANTED}
         if self.params["votes"] == "label_csv" and not self.label_files:
             raise FileNotFoundError(f"{NAME}: votes: label_csv, but no data/{{{','.join(LABEL_DIRS)}}}/label.csv in {self.root}")
+
+    def _layout(self) -> str:
+        """fer2013_csv or png: as set, or under `auto` the one whose pixels are there."""
+        chosen = self.params["pixels"]
+        if chosen == "auto":
+            chosen = "png" if not self.pixels_path.is_file() and self.png_folders else "fer2013_csv"
+        if chosen == "png" and not self.png_folders:
+            raise FileNotFoundError(f"{NAME}: pixels: png, but no data/{{{','.join(LABEL_DIRS)}}}/ folder in {self.root} "
+                                    "holds a label.csv and its PNGs")
+        return chosen
+
+    def _votes_problem(self) -> tuple[str, str] | None:
+        """(reason, detail) when fer2013new.csv cannot give votes at all: one reject, not a crash."""
+        if not self.votes_path.is_file():
+            return "missing_label_file", f"{VOTES_FILE} not found in {self.root}: it holds FER+'s votes and image names"
+        names = read_header(self.votes_path).names
+        missing = [w for w in VOTES_WANTED if w not in names]
+        if missing:
+            return "bad_header", f"{VOTES_FILE} header {names} lacks {missing}"
+        return None
 
     def _name_of(self, path: Path) -> str:
         try:
@@ -198,17 +240,13 @@ class FERPlus(Source):
         except ValueError:
             return path.name
 
-    def _vote_columns(self) -> dict[str, int]:
-        wanted = ("usage", "image name", *(c.lower() for c in VOTE_COLUMNS))
-        names = self.votes_header.names
-        missing = [w for w in wanted if w not in names]
-        if missing:
-            raise ValueError(f"{NAME}: {VOTES_FILE} header {names} lacks {missing}")
-        return {w: names.index(w) for w in wanted}
-
     # --- shards ----------------------------------------------------------------------------
 
     def _whole(self) -> dict[str, Any]:
+        if self.layout == "png":
+            return {"png": [[folder, 1, None] for folder in self.label_files]}
+        if self.votes_problem is not None:
+            return {"votes_problem": True}
         return {"start": self.pixels.header.data_start, "first_line": 2, "votes_start": self.votes_header.data_start,
                 "votes_first_line": 2, "count": None, "last": True}
 
@@ -217,6 +255,10 @@ class FERPlus(Source):
 
     def shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
         """Record ranges [k, k + size) of both files: each shard seeks to record k in each."""
+        if self.layout == "png":
+            return self._png_shards(max_items, min_shards)
+        if self.votes_problem is not None:
+            return [self._whole()]
         pix = self.pixels.record_index()
         votes = record_starts(self.votes_path, self.votes_header.data_start, 2)
         n = max(len(pix), len(votes))
@@ -231,6 +273,12 @@ class FERPlus(Source):
         return plan
 
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
+        if "png" in shard:
+            yield from self._png_items(shard["png"])
+            return
+        if "votes_problem" in shard:
+            yield self.reject(f"{VOTES_FILE}:1" if self.votes_path.is_file() else VOTES_FILE, *self.votes_problem)
+            return
         count = shard["count"]
         pix = self.pixels.rows(shard["start"], shard["first_line"], limit=count)
         votes = iter_lines(self.votes_path, shard["votes_start"], shard["votes_first_line"], limit=count)
@@ -292,8 +340,8 @@ class FERPlus(Source):
         except BadVotes as exc:
             return self.reject(where, "bad_votes", str(exc))
 
-    def _labelled(self, p: PixelRow, locator: str, image: str, votes: tuple[float, ...],
-                  box: tuple[int, int, int, int] | None, usage: str) -> Sample | Reject:
+    def _winner(self, locator: str, image: str, votes: tuple[float, ...]) -> tuple[str, str] | Reject:
+        """(FER+ column, canonical label) the votes elect under the label mode, or why none."""
         winner = WINNERS[self.mode](votes)
         if winner is None:
             rule = "more than half of the votes left after dropping single votes" if self.mode == "majority" else "the most votes alone"
@@ -302,11 +350,17 @@ class FERPlus(Source):
         label = labels.FERPLUS[column]
         if label == labels.NOT_AN_EMOTION:
             return self.reject(locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})")
+        return column, label
+
+    def _labelled(self, p: PixelRow, locator: str, image: str, votes: tuple[float, ...],
+                  box: tuple[int, int, int, int] | None, usage: str) -> Sample | Reject:
+        won = self._winner(locator, image, votes)
+        if isinstance(won, Reject):
+            return won
         h, w = p.pixels.shape
-        whole = box is None or (box[0] <= 0 and box[1] <= 0 and box[2] >= w and box[3] >= h)
-        return Sample(source=self.name, locator=locator, label_native=column, label=label,
+        return Sample(source=self.name, locator=locator, label_native=won[0], label=won[1],
                       split=USAGE_SPLITS[usage], split_original=usage, pixels=p.pixels, raw_sha256=p.raw_sha256,
-                      precropped=True, face_box=None if whole else box,
+                      precropped=True, face_box=None if _covers(box, w, h) else box,
                       extra={"label_votes": vote_distribution(votes)})
 
     # --- label.csv -------------------------------------------------------------------------
@@ -321,19 +375,72 @@ class FERPlus(Source):
         """Image name -> its label.csv row (about 1.7 MB for all of FER+: read once per worker)."""
         table: dict[str, LabelEntry] = {}
         for folder, path in self.label_files.items():
-            rel = relative_locator(self.root, path)
-            for line in iter_lines(path, 0, 1):
-                fields = [f.decode("latin-1") for f in (split_fields(line.text) or [line.text])]
-                name, rest = fields[0].strip(), fields[1:]
-                box = None
-                if rest and rest[0].strip().startswith("("):  # the optional face box column
-                    box, rest = parse_box(rest[0]), rest[1:]
+            for name, entry in self._label_rows(folder):
                 if name in table:
-                    log.warning("%s: %s is listed twice (%s and %s:%d); the first is used", NAME, name,
-                                table[name].locator, rel, line.number)
+                    log.warning("%s: %s is listed twice (%s and %s); the first is used", NAME, name,
+                                table[name].locator, entry.locator)
                     continue
-                table[name] = LabelEntry(f"{rel}:{line.number}", LABEL_DIRS[folder], tuple(rest), box)
+                table[name] = entry
         return table
+
+    def _label_rows(self, folder: str, first: int = 1, stop: int | None = None) -> Iterator[tuple[str, LabelEntry]]:
+        """(image name, row) for the rows of a folder's label.csv numbered first..stop-1."""
+        path = self.label_files[folder]
+        rel = relative_locator(self.root, path)
+        for line in iter_lines(path, 0, 1):
+            if line.number < first:
+                continue
+            if stop is not None and line.number >= stop:
+                return
+            fields = [f.decode("latin-1") for f in (split_fields(line.text) or [line.text])]
+            name, rest = fields[0].strip(), fields[1:]
+            box = None
+            if rest and rest[0].strip().startswith("("):  # the optional face box column
+                box, rest = parse_box(rest[0]), rest[1:]
+            yield name, LabelEntry(f"{rel}:{line.number}", LABEL_DIRS[folder], tuple(rest), box)
+
+    # --- the png layout ------------------------------------------------------------------------
+
+    @cached_property
+    def png_folders(self) -> list[str]:
+        """The data/FER2013* folders holding a label.csv and at least one PNG (the png layout is there)."""
+        return [d for d, path in self.label_files.items() if next(path.parent.glob("*.png"), None) is not None]
+
+    def _png_shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
+        """Line ranges of the label.csv files; a shard may span the end of one and the start of the next."""
+        # Every label.csv, also one whose folder has no PNG: its rows are missing_image rejects, not skipped.
+        numbers = [(d, line.number) for d, path in self.label_files.items() for line in iter_lines(path, 0, 1)]
+        size = records_per_shard(len(numbers), max_items, min_shards)
+        plan = []
+        for k in range(0, len(numbers), size):
+            part = numbers[k : k + size]
+            ranges: dict[str, list] = {}
+            for folder, number in part:
+                ranges.setdefault(folder, [folder, number, number + 1])[2] = number + 1
+            plan.append({"png": list(ranges.values())})
+        return plan or [self._whole()]
+
+    def _png_items(self, ranges: Sequence[Sequence[Any]]) -> Iterator[Sample | Reject]:
+        for folder, first, stop in ranges:
+            for image, entry in self._label_rows(folder, first, stop):
+                yield self._png_sample(folder, image, entry)
+
+    def _png_sample(self, folder: str, image: str, entry: LabelEntry) -> Sample | Reject:
+        path = self.label_files[folder].parent / image
+        locator = relative_locator(self.root, path) if image else entry.locator
+        try:
+            votes = parse_votes(entry.votes)
+        except BadVotes as exc:
+            return self.reject(entry.locator, "bad_votes", str(exc))
+        if not image or not path.is_file():
+            return self.reject(locator, "missing_image", f"{entry.locator} names {image or 'no image'}, not in {folder}/")
+        won = self._winner(locator, image, votes)
+        if isinstance(won, Reject):
+            return won
+        return Sample(source=self.name, locator=locator, label_native=won[0], label=won[1],
+                      split=USAGE_SPLITS[entry.usage], split_original=entry.usage, path=str(path), precropped=True,
+                      face_box=None if _covers(entry.box, 48, 48) else entry.box,
+                      extra={"label_votes": vote_distribution(votes)})
 
     def _unused_label_rows(self) -> Iterator[Reject]:
         """label.csv rows whose image no row of fer2013new.csv names (so no pixels are known)."""
@@ -351,7 +458,8 @@ class FERPlus(Source):
 
     @classmethod
     def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:
-        """fer2013.csv (60 faces) + fer2013new.csv + data/FER2013*/label.csv, as in the FER+ repository.
+        """fer2013.csv (60 faces) + fer2013new.csv + data/FER2013*/label.csv, as in the FER+ repository,
+        and the PNGs FER+'s generate_training_data.py writes beside each label.csv (the png layout).
 
         Votes give each face a clear winner cycling through the 8 emotions, except: rows 5
         and 33 are not faces (empty image name, 10 NF votes), row 12 has a plurality but no
@@ -370,6 +478,7 @@ class FERPlus(Source):
                 name = f"fer{face_no:07d}.png"
                 folder = next(d for d, u in LABEL_DIRS.items() if u == usage[i])
                 per_dir[folder].append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+                write_image(out_dir / "data" / folder / name, faces.face(i, 48))  # the pixels of fer2013.csv row i
                 face_no += 1
             lines.append(f"{usage[i]},{name}," + ",".join(map(str, votes)))
         (out_dir / VOTES_FILE).write_text("\n".join(lines) + "\n")
