@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from fer_data import __version__
 
-SCHEMA_VERSION = "1"
+#: Bumped with every change of columns (2: landmarks_provided added, nullable).
+SCHEMA_VERSION = "2"
 
 
 def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
@@ -39,6 +40,8 @@ CURATED = pa.schema(
         _f("aligned", pa.bool_(), "false when a pre-cropped image was kept unaligned (landmark fit failed)", False),
         _f("landmarks", pa.list_(pa.float32(), 136), "68 (x, y) pairs in aligned-image coordinates, flattened"),
         _f("landmarks_original", pa.list_(pa.float32(), 136), "68 (x, y) pairs in original-image coordinates"),
+        _f("landmarks_provided", pa.list_(pa.float32(), 136),
+           "the dataset's own 68 (x, y) landmarks (CK+, AffectNet), original-image coordinates, flattened"),
         _f("bbox", pa.list_(pa.int32(), 4), "face box in the original image: left, top, right, bottom", False),
         _f("detector", pa.string(), "hog / cnn / given (dataset box) / precropped (whole frame)", False),
         _f("det_score", pa.float32(), "detector confidence (null for given / pre-cropped boxes)"),

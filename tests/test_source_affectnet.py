@@ -6,6 +6,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import rows, single_process
 
@@ -50,6 +51,7 @@ def test_demo_tree_uses_given_boxes_and_keeps_valence_arousal(demo_tree, tmp_pat
     assert {r["detector"] for r in got} == {"given"}
     assert all(r["valence"] is not None and r["provided_landmarks_nme"] < 0.1 for r in got)
     assert got[0]["bbox"] == list(first.face_box) and got[0]["label_native"] == "0" and got[0]["label"] == "neutral"
+    np.testing.assert_allclose(np.reshape(got[0]["landmarks_provided"], (68, 2)), first.provided_landmarks, atol=1e-4)
     details = {r["locator"]: r["detail"] for r in rows(tmp_path / "out" / "rejects.parquet")}
     assert "no-face" in details[f"{LISTS}/training.csv:12"] and "uncertain" in details[f"{LISTS}/training.csv:11"]
 

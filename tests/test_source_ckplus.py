@@ -7,6 +7,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import realdata, rows, single_process
 
@@ -63,6 +64,8 @@ def test_real_ckplus_first_frames_neutral_peak_frames_labelled_and_landmarks_agr
     got = [process(i, params) for i in items[::2]]
     assert all(isinstance(r, dict) and r["aligned"] for r in got)
     nme = sorted(r["provided_landmarks_nme"] for r in got)
+    for item, r in zip(items[::2], got):  # CK+'s own points are kept beside ours
+        np.testing.assert_allclose(np.reshape(r["landmarks_provided"], (68, 2)), item.provided_landmarks, atol=1e-4)
     assert nme[-1] < 0.1 and nme[len(nme) // 2] < 0.06  # dlib's fit agrees with CK+'s AAM tracks
     assert {r["sequence_id"] for r in got} >= {"S005/001", "S053/004"}
 
@@ -89,6 +92,7 @@ def test_demo_tree_curates_end_to_end(demo_tree, tmp_path):
     assert metrics["rejected_by_reason"] == {"between_neutral_and_peak": 12, "unlabelled": 6}
     got = rows(tmp_path / "out" / "curated.parquet")
     assert all(r["provided_landmarks_nme"] is not None and r["provided_landmarks_nme"] < 0.2 for r in got)
+    assert all(len(r["landmarks_provided"]) == 136 for r in got)
     assert {(r["orig_width"], r["orig_height"]) for r in got} == {(640, 490), (640, 480)}
 
 

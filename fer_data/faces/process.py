@@ -212,6 +212,13 @@ def _unaligned_row(sample, grey, digest, det, n_faces, detector, params: Params)
     return row
 
 
+def _provided(points: np.ndarray | None) -> list[float] | None:
+    """The dataset's own landmarks, kept beside ours (a later fit or a new agreement metric needs them)."""
+    if points is None or points.shape != (68, 2):
+        return None
+    return points.astype(np.float32).ravel().tolist()
+
+
 def _nme(points: np.ndarray, provided: np.ndarray | None) -> float | None:
     """Mean point distance to the dataset's own landmarks, normalised by their eye distance."""
     if provided is None or provided.shape != (68, 2):
@@ -247,6 +254,7 @@ def _base_row(sample: Sample, grey, digest, det: Detection, n_faces, detector, f
         "face_size": float(det.width),
         "orig_width": grey.shape[1],
         "orig_height": grey.shape[0],
+        "landmarks_provided": _provided(sample.provided_landmarks),
         "raw_sha256": digest,
         "pipeline_version": __version__,
         **quality.image_metrics(face),
