@@ -12,7 +12,9 @@ An annotation file's first line names the classes (`Neutral,Anger,...,Surprise,O
 older files have no `Other`), mapped through `labels.AFFWILD2` by name, never by position.
 Line i+1 is the class index of frame i (frame 1 = `00001.jpg` = the video's first decoded
 frame); -1 means the frame is not annotated. `<base>_left.txt` / `<base>_right.txt` annotate
-the two people of the two-person video `<base>.mp4`: their samples keep the face on that side.
+the two people of the two-person video `<base>.mp4`: their samples keep the face on that half
+of the frame; a frame with no face there is rejected (`no_face_on_side`), since the face on the
+other half is the other person's.
 
 Decisions:
 * Frames: `frames: cropped` reads `cropped_aligned/` (precropped, no detection), `video`
