@@ -10,7 +10,7 @@ through `.with_options(task_runner=...)`.
 Face work is per-image Python that holds the GIL, so it scales only with processes.
 `process` runs the shard tasks on Prefect's thread pool and each task's face work in a
 process of `fer_data.curate.worker_pool` (forked from a server that loaded the dlib models
-once): 1.50x with 2 workers on 3,000 JAFFE-like images on the 2-core machine (BENCHMARKS.md,
+once): 1.65x with 2 workers on 3,000 JAFFE-like images on the 2-core machine (BENCHMARKS.md,
 section 6), whereas Prefect's own ProcessPoolTaskRunner spawns every worker afresh (import
 prefect, load the models: 7-10 s each). `dask` runs
 each task on a single-threaded Dask worker process (a local cluster, or `dask_address`);

@@ -244,7 +244,7 @@ class FERPlus(Source):
 
     def _whole(self) -> dict[str, Any]:
         if self.layout == "png":
-            return {"png": [[folder, 1, None] for folder in self.label_files]}
+            return {"png": [[folder, 0, 1, None] for folder in self.label_files]}
         if self.votes_problem is not None:
             return {"votes_problem": True}
         return {"start": self.pixels.header.data_start, "first_line": 2, "votes_start": self.votes_header.data_start,
@@ -383,15 +383,12 @@ class FERPlus(Source):
                 table[name] = entry
         return table
 
-    def _label_rows(self, folder: str, first: int = 1, stop: int | None = None) -> Iterator[tuple[str, LabelEntry]]:
-        """(image name, row) for the rows of a folder's label.csv numbered first..stop-1."""
+    def _label_rows(self, folder: str, start: int = 0, first_line: int = 1,
+                    count: int | None = None) -> Iterator[tuple[str, LabelEntry]]:
+        """(image name, row) for `count` rows of a folder's label.csv from byte `start` (line `first_line`)."""
         path = self.label_files[folder]
         rel = relative_locator(self.root, path)
-        for line in iter_lines(path, 0, 1):
-            if line.number < first:
-                continue
-            if stop is not None and line.number >= stop:
-                return
+        for line in iter_lines(path, start, first_line, limit=count):
             fields = [f.decode("latin-1") for f in (split_fields(line.text) or [line.text])]
             name, rest = fields[0].strip(), fields[1:]
             box = None
@@ -407,22 +404,27 @@ class FERPlus(Source):
         return [d for d, path in self.label_files.items() if next(path.parent.glob("*.png"), None) is not None]
 
     def _png_shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
-        """Line ranges of the label.csv files; a shard may span the end of one and the start of the next."""
+        """Record ranges of the label.csv files, as (folder, byte offset, line, count); a shard may
+        span the end of one file and the start of the next."""
         # Every label.csv, also one whose folder has no PNG: its rows are missing_image rejects, not skipped.
-        numbers = [(d, line.number) for d, path in self.label_files.items() for line in iter_lines(path, 0, 1)]
-        size = records_per_shard(len(numbers), max_items, min_shards)
-        plan = []
-        for k in range(0, len(numbers), size):
-            part = numbers[k : k + size]
-            ranges: dict[str, list] = {}
-            for folder, number in part:
-                ranges.setdefault(folder, [folder, number, number + 1])[2] = number + 1
-            plan.append({"png": list(ranges.values())})
+        index = {d: record_starts(path, 0, 1) for d, path in self.label_files.items()}
+        size = records_per_shard(sum(map(len, index.values())), max_items, min_shards)
+        plan: list[dict[str, Any]] = []
+        room = 0  # rows the last shard can still take
+        for folder, records in index.items():
+            k = 0
+            while k < len(records):
+                if room == 0:
+                    plan.append({"png": []})
+                    room = size
+                take = min(room, len(records) - k)
+                plan[-1]["png"].append([folder, *records.position(k), take])
+                k, room = k + take, room - take
         return plan or [self._whole()]
 
     def _png_items(self, ranges: Sequence[Sequence[Any]]) -> Iterator[Sample | Reject]:
-        for folder, first, stop in ranges:
-            for image, entry in self._label_rows(folder, first, stop):
+        for folder, start, first_line, count in ranges:
+            for image, entry in self._label_rows(folder, start, first_line, count):
                 yield self._png_sample(folder, image, entry)
 
     def _png_sample(self, folder: str, image: str, entry: LabelEntry) -> Sample | Reject:
