@@ -2,7 +2,7 @@
 """Entry point for a fresh machine: sets up .venv (once), then runs the demo or the tests.
 
     python3 run.py demo     # curate the embedded sample data end to end
-    python3 run.py test     # run the test suite
+    python3 run.py test     # ruff (lint + format check), then the test suite
 
 Only the standard library is used here, because nothing else is installed yet. The venv is
 rebuilt when requirements*.txt or pyproject.toml change (a hash stamp in .venv).
@@ -35,8 +35,11 @@ def _pip(*args: str) -> None:
     # pip's "Location ... is ignored" notices about local mirrors are noise: keep them in a log.
     log = VENV / "pip-install.log"
     with open(log, "a") as fh:
-        code = subprocess.call([str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", *args],
-                               stdout=fh, stderr=subprocess.STDOUT)
+        code = subprocess.call(
+            [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     if code:
         sys.exit(f"pip install {' '.join(args)} failed (exit {code}); see {log}")
 
@@ -46,7 +49,7 @@ def ensure_venv() -> None:
     digest = _digest()
     if STAMP.exists() and STAMP.read_text() == digest:
         return
-    if sys.version_info[:2] < (3, 11):
+    if sys.version_info[:2] < (3, 11):  # noqa: UP036 - run.py is what an older python3 runs first
         sys.exit("fer-data needs Python 3.11 or newer")
     print("Setting up .venv (first run: about 5 minutes) ...", flush=True)
     if not (BIN / "python").exists():
@@ -80,6 +83,16 @@ def _project_env():
     return module
 
 
+def lint() -> int:
+    """ruff's lint and format check (configured in pyproject.toml), before the tests: a style slip fails fast."""
+    for args in (["check", "--quiet"], ["format", "--check", "--quiet"]):
+        code = subprocess.call([str(BIN / "ruff"), *args, "."], cwd=ROOT)
+        if code:
+            print(f"ruff {args[0]} failed: run `.venv/bin/ruff {args[0]} {'--fix ' if args[0] == 'check' else ''}.`")
+            return code
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test", "setup"):
         print(__doc__)
@@ -89,7 +102,7 @@ def main(argv: list[str]) -> int:
     if cmd == "setup":
         return 0
     if cmd == "test":
-        return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env())
+        return lint() or subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env())
     return subprocess.call([str(BIN / "fer-data"), "run-demo", *rest], cwd=ROOT, env=env())
 
 

@@ -106,8 +106,13 @@ def run_ours(kind: str, root: Path, out: Path, workers: int) -> dict:
         start = time.perf_counter()
         m = curate(kind, root, out, p)
         times.append(time.perf_counter() - start)
-    return {"images": m["read"], "curated": m["curated"], "seconds": times[0], "warm_seconds": times[1],
-            "worker_rss_mb": m["worker_peak_rss_mb"]}
+    return {
+        "images": m["read"],
+        "curated": m["curated"],
+        "seconds": times[0],
+        "warm_seconds": times[1],
+        "worker_rss_mb": m["worker_peak_rss_mb"],
+    }
 
 
 def _naive_images(kind: str, root: Path):
@@ -180,7 +185,9 @@ def child(argv: list[str]) -> None:
 
 def _spawn(*args: str) -> dict:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env, cwd=REPO
+    )
     if out.returncode:
         raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -212,15 +219,25 @@ def main() -> None:
     o, nv = statistics.median(map(rate, ours)), statistics.median(map(rate, naive))
     ow = statistics.median(map(warm_rate, ours))
     result = {
-        "kind": a.kind, "input": origin, "n": a.n, "cores": os.cpu_count(), "repeats": a.repeats,
-        "ours_img_per_s": round(o, 1), "naive_img_per_s": round(nv, 1), "ratio": round(o / nv, 2),
-        "ours_warm_img_per_s": round(ow, 1), "warm_ratio": round(ow / nv, 2),
-        "ours_curated": ours[0]["curated"], "naive_aligned": naive[0]["curated"], "naive_images": naive[0]["images"],
+        "kind": a.kind,
+        "input": origin,
+        "n": a.n,
+        "cores": os.cpu_count(),
+        "repeats": a.repeats,
+        "ours_img_per_s": round(o, 1),
+        "naive_img_per_s": round(nv, 1),
+        "ratio": round(o / nv, 2),
+        "ours_warm_img_per_s": round(ow, 1),
+        "warm_ratio": round(ow / nv, 2),
+        "ours_curated": ours[0]["curated"],
+        "naive_aligned": naive[0]["curated"],
+        "naive_images": naive[0]["images"],
         "ours_main_rss_mb": max(r["own_rss_mb"] for r in ours),
         "ours_worker_rss_mb": max(r["worker_rss_mb"] for r in ours),
         "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive),
         "ours_runs_s": [round(r["seconds"], 2) for r in ours],
-        "ours_warm_runs_s": [round(r["warm_seconds"], 2) for r in ours], "naive_runs_s": [round(r["seconds"], 2) for r in naive],
+        "ours_warm_runs_s": [round(r["warm_seconds"], 2) for r in ours],
+        "naive_runs_s": [round(r["seconds"], 2) for r in naive],
     }
     print(json.dumps(result, indent=2))
 

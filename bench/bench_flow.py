@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_curate import make_jaffe  # noqa: E402
+from bench_curate import make_jaffe
 
-import pipelines  # noqa: E402,F401  (environment defaults before prefect)
+import pipelines  # noqa: F401  (environment defaults before prefect)
 
 
 def main() -> int:
@@ -58,14 +58,23 @@ def main() -> int:
                 start = time.perf_counter()
                 m = run_curate("jaffe", work / f"out-{workers}-{r}", str(root), str(params), workers, orch)
                 times.append(time.perf_counter() - start)
-            results[workers] = {"seconds": round(statistics.median(times), 2), "images": m["read"],
-                                "curated": m["curated"], "shards": m["shards"], "runs": [round(t, 2) for t in times]}
+            results[workers] = {
+                "seconds": round(statistics.median(times), 2),
+                "images": m["read"],
+                "curated": m["curated"],
+                "shards": m["shards"],
+                "runs": [round(t, 2) for t in times],
+            }
     base = results[args.workers[0]]["seconds"]
     for workers, res in results.items():
         res["images_per_second"] = round(res["images"] / res["seconds"], 1)
         res["speedup"] = round(base / res["seconds"], 2)
-    print(json.dumps({"input": f"{args.n} JAFFE-like TIFFs ({origin})", "task_runner": args.task_runner,
-                      "results": results}, indent=2))
+    print(
+        json.dumps(
+            {"input": f"{args.n} JAFFE-like TIFFs ({origin})", "task_runner": args.task_runner, "results": results},
+            indent=2,
+        )
+    )
     return 0
 
 

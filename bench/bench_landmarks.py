@@ -50,8 +50,7 @@ def inputs() -> dict[str, tuple[list[np.ndarray], list[tuple[int, int, int, int]
             r = dets[0]
             kept.append(im)
             boxes.append((r.left(), r.top(), r.right(), r.bottom()))
-    return {"48x48 (FER2013)": (fer, [(0, 0, 47, 47)] * len(fer), origin),
-            "256x256 (JAFFE)": (kept, boxes, origin)}
+    return {"48x48 (FER2013)": (fer, [(0, 0, 47, 47)] * len(fer), origin), "256x256 (JAFFE)": (kept, boxes, origin)}
 
 
 def main() -> None:
@@ -90,8 +89,11 @@ def main() -> None:
         dlib_ms, theirs = timed(run_dlib)
         row = {"faces": len(images), "input": origin, "dlib_ms_per_face": round(dlib_ms, 3)}
         for b in a.batches:
+
             def run_ert(b=b) -> np.ndarray:
-                return np.concatenate([ert.predict(images[i : i + b], boxes[i : i + b]) for i in range(0, len(images), b)])
+                return np.concatenate(
+                    [ert.predict(images[i : i + b], boxes[i : i + b]) for i in range(0, len(images), b)]
+                )
 
             ms, ours = timed(run_ert)
             row[f"ert_ms_per_face_batch_{b}"] = round(ms, 3)

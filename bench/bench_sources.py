@@ -61,11 +61,20 @@ def make_affwild2(root: Path, seconds: int, size: tuple[int, int]) -> None:
 
     frames = seconds * 25
     face_px = size[1] // 4
-    write_video(root / "videos" / "bench_001.mp4", "mp4v", DemoFaces(), frames,
-                [(7, size[0] / 2, size[1] / 2, face_px)], size=size)
+    write_video(
+        root / "videos" / "bench_001.mp4",
+        "mp4v",
+        DemoFaces(),
+        frames,
+        [(7, size[0] / 2, size[1] / 2, face_px)],
+        size=size,
+    )
     codes = [(i // 50) % 7 for i in range(frames)]
-    write_annotation(root / "annotations" / "EXPR_Classification_Challenge" / "Train_Set" / "bench_001.txt",
-                     ",".join(labels.AFFWILD2), codes)
+    write_annotation(
+        root / "annotations" / "EXPR_Classification_Challenge" / "Train_Set" / "bench_001.txt",
+        ",".join(labels.AFFWILD2),
+        codes,
+    )
 
 
 # ---------------------------------------------------------------- measurements (child processes)
@@ -94,15 +103,25 @@ def measure_affwild2(root: Path, out: Path, stride: int) -> dict:
     from fer_data import params
     from fer_data.curate import curate
 
-    p = params.resolve({"run": {"workers": 1}, "labels": {"target_set": "all8"},
-                        "sources": {"affwild2": {"root": str(root), "frame_stride": stride, "max_frames_per_video": 0}}})
+    p = params.resolve(
+        {
+            "run": {"workers": 1},
+            "labels": {"target_set": "all8"},
+            "sources": {"affwild2": {"root": str(root), "frame_stride": stride, "max_frames_per_video": 0}},
+        }
+    )
     start = time.perf_counter()
     m = curate("affwild2", root, out, p)
     wall = time.perf_counter() - start
     ann = next(root.rglob("bench_001.txt"))
     video_frames = len(ann.read_text().splitlines()) - 1
-    return {"video_frames": video_frames, "read": m["read"], "curated": m["curated"], "seconds": wall,
-            "rejected_by_reason": m["rejected_by_reason"]}
+    return {
+        "video_frames": video_frames,
+        "read": m["read"],
+        "curated": m["curated"],
+        "seconds": wall,
+        "rejected_by_reason": m["rejected_by_reason"],
+    }
 
 
 def child(argv: list[str]) -> None:
@@ -144,16 +163,28 @@ def main() -> None:
     runs = [_spawn(a.kind, str(root), str(a.work / f"out-{a.kind}"), str(a.stride)) for _ in range(a.repeats)]
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
     if a.kind == "fer2013-csv":
-        result = {"rows": runs[0]["rows"], "rejects": runs[0]["rejects"], "shards": runs[0]["shards"],
-                  "median_s": round(med("seconds"), 2), "rows_per_s": round(runs[0]["rows"] / med("seconds")),
-                  "plan_s": round(med("plan_s"), 2), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+        result = {
+            "rows": runs[0]["rows"],
+            "rejects": runs[0]["rejects"],
+            "shards": runs[0]["shards"],
+            "median_s": round(med("seconds"), 2),
+            "rows_per_s": round(runs[0]["rows"] / med("seconds")),
+            "plan_s": round(med("plan_s"), 2),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        }
     else:
-        result = {"size": a.size, "stride": a.stride, "video_frames": runs[0]["video_frames"],
-                  "sampled": runs[0]["read"], "curated": runs[0]["curated"], "median_s": round(med("seconds"), 2),
-                  "video_fps_per_core": round(runs[0]["video_frames"] / med("seconds"), 1),
-                  "curated_fps_per_core": round(runs[0]["curated"] / med("seconds"), 1),
-                  "rejected_by_reason": runs[0]["rejected_by_reason"],
-                  "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+        result = {
+            "size": a.size,
+            "stride": a.stride,
+            "video_frames": runs[0]["video_frames"],
+            "sampled": runs[0]["read"],
+            "curated": runs[0]["curated"],
+            "median_s": round(med("seconds"), 2),
+            "video_fps_per_core": round(runs[0]["video_frames"] / med("seconds"), 1),
+            "curated_fps_per_core": round(runs[0]["curated"] / med("seconds"), 1),
+            "rejected_by_reason": runs[0]["rejected_by_reason"],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        }
     result["runs_s"] = [round(r["seconds"], 2) for r in runs]
     print(json.dumps(result, indent=2))
 

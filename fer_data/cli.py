@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from fer_data import __version__, params as params_mod, sources
+from fer_data import __version__, sources
+from fer_data import params as params_mod
 
 DEFAULT_PARAMS = "params.yaml"
 
@@ -54,9 +55,24 @@ def demo(out_dir: str, source_names: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--source", "source_name", required=True, type=click.Choice(sources.names()), help="Dataset layout.")
-@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Dataset folder as distributed (default: params sources.NAME.root).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes OUT/curated.parquet, OUT/rejects.parquet, OUT/metrics.json.")
-@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help="params.yaml (default: ./params.yaml if present).")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset folder as distributed (default: params sources.NAME.root).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Writes OUT/curated.parquet, OUT/rejects.parquet, OUT/metrics.json.",
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml if present).",
+)
 @click.option("--workers", type=int, help="Processes for face work (default: params run.workers; 0 = all cores).")
 def curate(source_name: str, root: str | None, out_dir: str, params_path: str | None, workers: int | None) -> None:
     """Curate one dataset. Exits 0 when it ran, whatever it rejected."""
@@ -85,12 +101,27 @@ def schema_cmd(rejects: bool) -> None:
 
 @main.command("validate")
 @click.argument("tables", nargs=-1, type=click.Path(exists=True, file_okay=False))
-@click.option("--curated-root", default="data/curated", show_default=True, help="Holds one curate output folder per source.")
+@click.option(
+    "--curated-root", default="data/curated", show_default=True, help="Holds one curate output folder per source."
+)
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
-@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help="params.yaml (default: ./params.yaml if present).")
-@click.option("--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False),
-              help="Writes REPORT/index.html (offline report), REPORT/gx/ (Data Docs), REPORT/summary.json.")
-def validate_cmd(tables: tuple[str, ...], curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str) -> None:
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml if present).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default="reports/validation",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Writes REPORT/index.html (offline report), REPORT/gx/ (Data Docs), REPORT/summary.json.",
+)
+def validate_cmd(
+    tables: tuple[str, ...], curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str
+) -> None:
     """Validate curated tables with Great Expectations; exit 1 when an expectation fails.
 
     TABLES are `fer-data curate` output folders; without them, CURATED_ROOT/<source> for each
@@ -114,10 +145,21 @@ def validate_cmd(tables: tuple[str, ...], curated_root: str, sources: tuple[str,
 @main.command("manifest")
 @click.option("--curated-root", default="data/curated", show_default=True)
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
-@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help="params.yaml (default: ./params.yaml if present).")
-@click.option("--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False))
-@click.option("--out", "out_path", default="data/validated/manifest.json", show_default=True, type=click.Path(dir_okay=False))
-def manifest_cmd(curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str, out_path: str) -> None:
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml if present).",
+)
+@click.option(
+    "--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False)
+)
+@click.option(
+    "--out", "out_path", default="data/validated/manifest.json", show_default=True, type=click.Path(dir_okay=False)
+)
+def manifest_cmd(
+    curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str, out_path: str
+) -> None:
     """List the validated tables for training; refuses (exit 1) unless validation passed for all of them."""
     from fer_data import manifest
 
@@ -160,7 +202,11 @@ def run_demo(force: bool) -> None:
             code = subprocess.call(dvc + ["repro", *(["--force"] if force else [])])
     else:
         click.echo("Data and pipelines are up to date.")
-    click.echo(_demo_summary(params_mod.read_raw(DEFAULT_PARAMS), Path("data/curated"), Path("reports/validation/summary.json")))
+    click.echo(
+        _demo_summary(
+            params_mod.read_raw(DEFAULT_PARAMS), Path("data/curated"), Path("reports/validation/summary.json")
+        )
+    )
     click.echo("validation report (opens offline): reports/validation/index.html; all metrics: dvc metrics show")
     if code:
         raise click.ClickException(f"dvc repro failed (exit {code})")

@@ -57,7 +57,7 @@ class Stats:
     labels: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
-    def add(self, other: "Stats") -> "Stats":
+    def add(self, other: Stats) -> Stats:
         self.read += other.read
         self.curated += other.curated
         self.unaligned += other.unaligned
@@ -77,9 +77,15 @@ class Stats:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Stats":
-        return cls(d["read"], d["curated"], d["unaligned"], Counter(d["rejected_by_reason"]),
-                   Counter(d["curated_by_label"]), d.get("seconds", 0.0))
+    def from_dict(cls, d: Mapping[str, Any]) -> Stats:
+        return cls(
+            d["read"],
+            d["curated"],
+            d["unaligned"],
+            Counter(d["rejected_by_reason"]),
+            Counter(d["curated_by_label"]),
+            d.get("seconds", 0.0),
+        )
 
 
 def label_reject(sample: Sample, params: Params) -> Reject | None:
@@ -89,10 +95,16 @@ def label_reject(sample: Sample, params: Params) -> Reject | None:
             return None
         return Reject(sample.source, sample.locator, "unlabelled", "the dataset gives this image no label")
     if sample.label == NOT_AN_EMOTION:
-        return Reject(sample.source, sample.locator, "not_an_emotion", f"label {sample.label_native!r} is not an expression class")
+        return Reject(
+            sample.source, sample.locator, "not_an_emotion", f"label {sample.label_native!r} is not an expression class"
+        )
     if params.target.index(sample.label) is None:
-        return Reject(sample.source, sample.locator, "label_outside_target_set",
-                      f"{sample.label} is not in target set {params.target.name} {params.target.classes}")
+        return Reject(
+            sample.source,
+            sample.locator,
+            "label_outside_target_set",
+            f"{sample.label} is not in target set {params.target.name} {params.target.classes}",
+        )
     return None
 
 
@@ -188,8 +200,13 @@ def write_class_counts(path: Path, source_name: str, totals: Stats, classes: Ite
     path.write_text("\n".join(lines) + "\n")
 
 
-def publish(staging: Path, out_dir: Path, totals: Stats, extra_metrics: Mapping[str, Any] | None = None,
-            classes: Iterable[str] | None = None) -> dict:
+def publish(
+    staging: Path,
+    out_dir: Path,
+    totals: Stats,
+    extra_metrics: Mapping[str, Any] | None = None,
+    classes: Iterable[str] | None = None,
+) -> dict:
     """Write metrics (and class counts), then move each finished output over the old one (old kept until swapped)."""
     metrics = totals.to_dict() | dict(extra_metrics or {})
     (staging / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -214,9 +231,16 @@ def publish(staging: Path, out_dir: Path, totals: Stats, extra_metrics: Mapping[
 MapShards = Callable[[list[dict[str, Any]], str], Iterable[dict]]
 
 
-def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Params,
-           map_shards: MapShards | None = None, *, plan: Callable[..., list[dict[str, Any]]] = plan_shards,
-           publisher: Callable[..., dict] = publish) -> dict:
+def curate(
+    source_name: str,
+    root: str | Path,
+    out_dir: str | Path,
+    params: Params,
+    map_shards: MapShards | None = None,
+    *,
+    plan: Callable[..., list[dict[str, Any]]] = plan_shards,
+    publisher: Callable[..., dict] = publish,
+) -> dict:
     """Curate a dataset into OUT; returns the metrics.
 
     `map_shards` runs shards elsewhere; `plan` and `publisher` replace `plan_shards` and
@@ -227,7 +251,13 @@ def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Para
     start = time.perf_counter()
     shard_list = plan(source_name, str(root), params)
     staging = new_staging(out)
-    log.info("%s: curating %s in %d shard(s) with %d worker(s)", source_name, root, len(shard_list), params.run.worker_count())
+    log.info(
+        "%s: curating %s in %d shard(s) with %d worker(s)",
+        source_name,
+        root,
+        len(shard_list),
+        params.run.worker_count(),
+    )
     try:
         runner = map_shards or (lambda shards, stg: _pool_map(source_name, str(root), params, shards, stg))
         totals = Stats()
@@ -235,17 +265,36 @@ def curate(source_name: str, root: str | Path, out_dir: str | Path, params: Para
         for done, result in enumerate(runner(shard_list, str(staging)), 1):
             totals.add(Stats.from_dict(result))
             peak_rss = max(peak_rss, result.get("worker_peak_rss_mb", 0.0))
-            log.info("%s: shard %d/%d done (%d read, %d curated so far)", source_name, done, len(shard_list), totals.read, totals.curated)
+            log.info(
+                "%s: shard %d/%d done (%d read, %d curated so far)",
+                source_name,
+                done,
+                len(shard_list),
+                totals.read,
+                totals.curated,
+            )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     wall = time.perf_counter() - start
-    extra = {"source": source_name, "seconds": round(wall, 3), "shards": len(shard_list),
-             "images_per_second": round(totals.read / wall, 2) if wall else None,
-             "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb())}
+    extra = {
+        "source": source_name,
+        "seconds": round(wall, 3),
+        "shards": len(shard_list),
+        "images_per_second": round(totals.read / wall, 2) if wall else None,
+        "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb()),
+    }
     metrics = publisher(staging, out, totals, extra, params.target.classes)
-    log.info("%s: %d read, %d curated, %d rejected %s in %.1f s (%.1f img/s)", source_name, totals.read, totals.curated,
-             metrics["rejected"], metrics["rejected_by_reason"], wall, extra["images_per_second"] or 0)
+    log.info(
+        "%s: %d read, %d curated, %d rejected %s in %.1f s (%.1f img/s)",
+        source_name,
+        totals.read,
+        totals.curated,
+        metrics["rejected"],
+        metrics["rejected_by_reason"],
+        wall,
+        extra["images_per_second"] or 0,
+    )
     return metrics
 
 

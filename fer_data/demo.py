@@ -60,7 +60,9 @@ class DemoFaces:
         with a feathered ellipse, so edges do not create false gradients for the detector.
         """
         first = self.lfw[placements[0][0] % len(self.lfw)] if placements else self.lfw[0]
-        canvas = cv2.GaussianBlur(cv2.resize(first, (width, height), interpolation=cv2.INTER_CUBIC), (0, 0), 12).astype(np.float32)
+        canvas = cv2.GaussianBlur(cv2.resize(first, (width, height), interpolation=cv2.INTER_CUBIC), (0, 0), 12).astype(
+            np.float32
+        )
         for idx, cx, cy, px in placements:
             face = self.face(idx, px).astype(np.float32)
             # The LFW crop is tight on the face: pad it with its own edge so the pasted patch

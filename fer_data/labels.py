@@ -43,8 +43,13 @@ FER2013 = {0: ANGER, 1: DISGUST, 2: FEAR, 3: HAPPINESS, 4: SADNESS, 5: SURPRISE,
 
 #: Folder names of the Kaggle image-folder variant of FER2013 (and of CK+48-style trees).
 FER2013_FOLDERS = {
-    "angry": ANGER, "disgust": DISGUST, "fear": FEAR, "happy": HAPPINESS,
-    "sad": SADNESS, "surprise": SURPRISE, "neutral": NEUTRAL,
+    "angry": ANGER,
+    "disgust": DISGUST,
+    "fear": FEAR,
+    "happy": HAPPINESS,
+    "sad": SADNESS,
+    "surprise": SURPRISE,
+    "neutral": NEUTRAL,
 }
 
 JAFFE = {"AN": ANGER, "DI": DISGUST, "FE": FEAR, "HA": HAPPINESS, "NE": NEUTRAL, "SA": SADNESS, "SU": SURPRISE}
@@ -56,23 +61,56 @@ TFEID_CODES = {"ng": NEUTRAL, "ag": ANGER, "dg": DISGUST, "fg": FEAR, "hg": HAPP
 
 #: Aff-Wild2 / ABAW expression class names as written on the annotation files' first line.
 AFFWILD2 = {
-    "Neutral": NEUTRAL, "Anger": ANGER, "Disgust": DISGUST, "Fear": FEAR,
-    "Happiness": HAPPINESS, "Sadness": SADNESS, "Surprise": SURPRISE, "Other": NOT_AN_EMOTION,
+    "Neutral": NEUTRAL,
+    "Anger": ANGER,
+    "Disgust": DISGUST,
+    "Fear": FEAR,
+    "Happiness": HAPPINESS,
+    "Sadness": SADNESS,
+    "Surprise": SURPRISE,
+    "Other": NOT_AN_EMOTION,
 }
 
 #: FER+ vote columns, in the order they appear in fer2013new.csv / label.csv.
-FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+FERPLUS_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 FERPLUS = {
-    "neutral": NEUTRAL, "happiness": HAPPINESS, "surprise": SURPRISE, "sadness": SADNESS,
-    "anger": ANGER, "disgust": DISGUST, "fear": FEAR, "contempt": CONTEMPT,
-    "unknown": NOT_AN_EMOTION, "NF": NOT_AN_EMOTION,
+    "neutral": NEUTRAL,
+    "happiness": HAPPINESS,
+    "surprise": SURPRISE,
+    "sadness": SADNESS,
+    "anger": ANGER,
+    "disgust": DISGUST,
+    "fear": FEAR,
+    "contempt": CONTEMPT,
+    "unknown": NOT_AN_EMOTION,
+    "NF": NOT_AN_EMOTION,
 }
 
 RAFDB = {1: SURPRISE, 2: FEAR, 3: DISGUST, 4: HAPPINESS, 5: SADNESS, 6: ANGER, 7: NEUTRAL}
 
 AFFECTNET = {
-    0: NEUTRAL, 1: HAPPINESS, 2: SADNESS, 3: SURPRISE, 4: FEAR, 5: DISGUST, 6: ANGER, 7: CONTEMPT,
-    8: NOT_AN_EMOTION, 9: NOT_AN_EMOTION, 10: NOT_AN_EMOTION,
+    0: NEUTRAL,
+    1: HAPPINESS,
+    2: SADNESS,
+    3: SURPRISE,
+    4: FEAR,
+    5: DISGUST,
+    6: ANGER,
+    7: CONTEMPT,
+    8: NOT_AN_EMOTION,
+    9: NOT_AN_EMOTION,
+    10: NOT_AN_EMOTION,
 }
 
 #: Common English class-folder names (a team's own data, CK+48, web-app exports).
@@ -80,10 +118,20 @@ AFFECTNET = {
 FOLDER_NAMES = {
     **{c: c for c in CANONICAL},
     **FER2013_FOLDERS,
-    "angry": ANGER, "anger": ANGER, "mad": ANGER,
-    "disgusted": DISGUST, "fearful": FEAR, "scared": FEAR, "afraid": FEAR,
-    "happy": HAPPINESS, "joy": HAPPINESS, "smile": HAPPINESS,
-    "sad": SADNESS, "surprised": SURPRISE, "calm": NEUTRAL, "contemptuous": CONTEMPT,
+    "angry": ANGER,
+    "anger": ANGER,
+    "mad": ANGER,
+    "disgusted": DISGUST,
+    "fearful": FEAR,
+    "scared": FEAR,
+    "afraid": FEAR,
+    "happy": HAPPINESS,
+    "joy": HAPPINESS,
+    "smile": HAPPINESS,
+    "sad": SADNESS,
+    "surprised": SURPRISE,
+    "calm": NEUTRAL,
+    "contemptuous": CONTEMPT,
 }
 
 

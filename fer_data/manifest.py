@@ -27,11 +27,15 @@ class NotValidated(RuntimeError):
 
 
 def _parts(folder: Path, base: Path) -> list[dict[str, Any]]:
-    return [{"path": os.path.relpath(p, base), "rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size}
-            for p in sorted(folder.glob("*.parquet"))]
+    return [
+        {"path": os.path.relpath(p, base), "rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size}
+        for p in sorted(folder.glob("*.parquet"))
+    ]
 
 
-def build(summary_path: str | Path, tables: Sequence[tuple[str, Path]], params: Params, base: str | Path = ".") -> dict[str, Any]:
+def build(
+    summary_path: str | Path, tables: Sequence[tuple[str, Path]], params: Params, base: str | Path = "."
+) -> dict[str, Any]:
     """The manifest for TABLES ((source, curate output dir) pairs); raises NotValidated unless all passed."""
     summary_path = Path(summary_path)
     if not summary_path.exists():
@@ -41,8 +45,10 @@ def build(summary_path: str | Path, tables: Sequence[tuple[str, Path]], params: 
     missing = [s for s, _ in tables if s not in results]
     failed = [s for s, _ in tables if s in results and not results[s].get("success")]
     if missing or failed or not summary.get("success"):
-        raise NotValidated(f"not validated: {', '.join(missing) or '-'}; failed validation: {', '.join(failed) or '-'} "
-                           f"(see {summary_path.parent / 'index.html'})")
+        raise NotValidated(
+            f"not validated: {', '.join(missing) or '-'}; failed validation: {', '.join(failed) or '-'} "
+            f"(see {summary_path.parent / 'index.html'})"
+        )
     base = Path(base)
     sources = {}
     for source, folder in tables:

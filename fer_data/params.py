@@ -122,8 +122,10 @@ def resolve(raw: Mapping[str, Any] | None = None) -> Params:
         raise ValueError("faces.precropped_fallback must be 'keep_unaligned' or 'reject'")
     a = merged["align"]
     align = AlignParams(
-        size=int(a["size"]), eye_left=tuple(map(float, a["eye_left"])),
-        eye_right=tuple(map(float, a["eye_right"])), extra_size=int(a["extra_size"]),
+        size=int(a["size"]),
+        eye_left=tuple(map(float, a["eye_left"])),
+        eye_right=tuple(map(float, a["eye_right"])),
+        extra_size=int(a["extra_size"]),
     )
     if not (align.eye_left[0] < align.eye_right[0]):
         raise ValueError("align.eye_left must lie left of align.eye_right")

@@ -40,8 +40,11 @@ CURATED = pa.schema(
         _f("aligned", pa.bool_(), "false when a pre-cropped image was kept unaligned (landmark fit failed)", False),
         _f("landmarks", pa.list_(pa.float32(), 136), "68 (x, y) pairs in aligned-image coordinates, flattened"),
         _f("landmarks_original", pa.list_(pa.float32(), 136), "68 (x, y) pairs in original-image coordinates"),
-        _f("landmarks_provided", pa.list_(pa.float32(), 136),
-           "the dataset's own 68 (x, y) landmarks (CK+, AffectNet), original-image coordinates, flattened"),
+        _f(
+            "landmarks_provided",
+            pa.list_(pa.float32(), 136),
+            "the dataset's own 68 (x, y) landmarks (CK+, AffectNet), original-image coordinates, flattened",
+        ),
         _f("bbox", pa.list_(pa.int32(), 4), "face box in the original image: left, top, right, bottom", False),
         _f("detector", pa.string(), "hog / cnn / given (dataset box) / precropped (whole frame)", False),
         _f("det_score", pa.float32(), "detector confidence (null for given / pre-cropped boxes)"),
@@ -56,7 +59,11 @@ CURATED = pa.schema(
         _f("provided_landmarks_nme", pa.float32(), "mean distance of our landmarks to the dataset's, / eye distance"),
         _f("valence", pa.float32(), "valence annotation (AffectNet), -1..1"),
         _f("arousal", pa.float32(), "arousal annotation (AffectNet), -1..1"),
-        _f("label_votes", pa.list_(pa.float32()), "FER+ vote distribution over the 8 classes of labels.CANONICAL, in that order (soft labels)"),
+        _f(
+            "label_votes",
+            pa.list_(pa.float32()),
+            "FER+ vote distribution over the 8 classes of labels.CANONICAL, in that order (soft labels)",
+        ),
         _f("orig_width", pa.int32(), "original image width", False),
         _f("orig_height", pa.int32(), "original image height", False),
         _f("raw_sha256", pa.string(), "sha256 of the raw input (file bytes, CSV pixel field, or frame pixels)", False),
@@ -83,5 +90,5 @@ def describe(schema: pa.Schema = CURATED) -> str:
     for f in schema:
         doc = (f.metadata or {}).get(b"doc", b"").decode()
         null = "" if f.nullable else " (required)"
-        lines.append(f"{f.name:<{width}}  {str(f.type):<26} {doc}{null}")
+        lines.append(f"{f.name:<{width}}  {f.type!s:<26} {doc}{null}")
     return "\n".join(lines)

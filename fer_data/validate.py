@@ -50,8 +50,15 @@ DEFAULTS: dict[str, Any] = {
     "landmark_margin": 0.2,
     # Rejects that follow from the label policy or the annotators' verdict (FER+'s "not a face"),
     # not from bad data or a pipeline failure: not counted in the reject rate.
-    "policy_reasons": ["label_outside_target_set", "not_an_emotion", "unlabelled", "unannotated", "between_neutral_and_peak",
-                       "no_majority", "not_a_face"],
+    "policy_reasons": [
+        "label_outside_target_set",
+        "not_an_emotion",
+        "unlabelled",
+        "unannotated",
+        "between_neutral_and_peak",
+        "no_majority",
+        "not_a_face",
+    ],
     "max_reason_rates": {},
     "ranges": {
         "brightness": {"min": 0, "max": 255},
@@ -74,9 +81,30 @@ NO_FACE_REASONS = ("no_face", "no_face_on_side", "bad_face_box")
 FACE_FOUND_REASONS = ("landmark_check_failed",)
 #: Curated columns read for validation; image bytes are read only to take their length.
 SCALAR_COLUMNS = (
-    "sample_id", "source", "locator", "label", "label_index", "width", "height", "large_size", "aligned",
-    "orig_width", "orig_height", "detector", "det_score", "n_faces", "face_size", "eye_distance", "roll_deg",
-    "yaw", "sharpness", "brightness", "contrast", "provided_landmarks_nme", "valence", "arousal",
+    "sample_id",
+    "source",
+    "locator",
+    "label",
+    "label_index",
+    "width",
+    "height",
+    "large_size",
+    "aligned",
+    "orig_width",
+    "orig_height",
+    "detector",
+    "det_score",
+    "n_faces",
+    "face_size",
+    "eye_distance",
+    "roll_deg",
+    "yaw",
+    "sharpness",
+    "brightness",
+    "contrast",
+    "provided_landmarks_nme",
+    "valence",
+    "arousal",
 )
 BATCH_ROWS = 8192
 
@@ -84,7 +112,7 @@ BATCH_ROWS = 8192
 class ValidationFailed(RuntimeError):
     """Raised by callers (CLI, flow) when a run has failing expectations; carries the report."""
 
-    def __init__(self, report: "Report"):
+    def __init__(self, report: Report):
         self.report = report
         super().__init__(report.failure_message())
 
@@ -101,7 +129,9 @@ def settings(raw: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
     merged = deep_merge(deep_merge(DEFAULTS, {k: v for k, v in block.items() if k != "sources"}), override)
     unknown = sorted(set(merged["ranges"]) - set(SCALAR_COLUMNS))
     if unknown:
-        raise ValueError(f"validation.ranges: no curated column {', '.join(unknown)} (numeric columns: {', '.join(SCALAR_COLUMNS)})")
+        raise ValueError(
+            f"validation.ranges: no curated column {', '.join(unknown)} (numeric columns: {', '.join(SCALAR_COLUMNS)})"
+        )
     return merged
 
 
@@ -121,7 +151,13 @@ def _landmark_extent(points: pa.Array, width: np.ndarray, height: np.ndarray) ->
     lo, hi = np.full(n, np.nan), np.full(n, np.nan)
     valid = points.is_valid().to_numpy(zero_copy_only=False)
     if valid.any():
-        xy = points.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, 68, 2).astype(np.float64)
+        xy = (
+            points.filter(pa.array(valid))
+            .flatten()
+            .to_numpy(zero_copy_only=False)
+            .reshape(-1, 68, 2)
+            .astype(np.float64)
+        )
         frac = xy / np.stack([width[valid], height[valid]], axis=-1)[:, None, :]
         lo[valid], hi[valid] = frac.min(axis=(1, 2)), frac.max(axis=(1, 2))
     return lo, hi
@@ -135,9 +171,14 @@ def _curated_batch(batch: pa.RecordBatch) -> pd.DataFrame:
     frame["image_expected_nbytes"] = width * height
     large = batch.column("image_large")
     frame["large_nbytes"] = pc.binary_length(large).to_pandas().astype("Int64")
-    frame["large_expected_nbytes"] = (frame["large_size"].astype("Int64") ** 2).where(large.is_valid().to_numpy(zero_copy_only=False))
-    lo, hi = _landmark_extent(batch.column("landmarks_original"), frame["orig_width"].to_numpy(np.float64),
-                              frame["orig_height"].to_numpy(np.float64))
+    frame["large_expected_nbytes"] = (frame["large_size"].astype("Int64") ** 2).where(
+        large.is_valid().to_numpy(zero_copy_only=False)
+    )
+    lo, hi = _landmark_extent(
+        batch.column("landmarks_original"),
+        frame["orig_width"].to_numpy(np.float64),
+        frame["orig_height"].to_numpy(np.float64),
+    )
     frame["landmarks_min_frac"], frame["landmarks_max_frac"] = lo, hi
     frame["aligned"] = frame["aligned"].astype(np.int8)
     return frame
@@ -148,7 +189,9 @@ def curated_frame(table: str | Path, classes: Sequence[str]) -> pd.DataFrame:
     dataset = ds.dataset(Path(table), format="parquet")
     columns = list(SCALAR_COLUMNS) + ["image", "image_large", "landmarks_original"]
     parts = [_curated_batch(b) for b in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS) if b.num_rows]
-    frame = pd.concat(parts, ignore_index=True) if parts else _curated_batch(pa.RecordBatch.from_pylist([], dataset.schema))
+    frame = (
+        pd.concat(parts, ignore_index=True) if parts else _curated_batch(pa.RecordBatch.from_pylist([], dataset.schema))
+    )
     index = {name: i for i, name in enumerate(classes)}
     frame["expected_label_index"] = frame["label"].map(index).astype("Int64")
     for name in classes:
@@ -160,8 +203,9 @@ def share_column(label: str) -> str:
     return f"share_{label}"
 
 
-def outcomes_frame(rejects: str | Path, curated: pd.DataFrame, policy_reasons: Iterable[str],
-                   reason_limits: Iterable[str] = ()) -> pd.DataFrame:
+def outcomes_frame(
+    rejects: str | Path, curated: pd.DataFrame, policy_reasons: Iterable[str], reason_limits: Iterable[str] = ()
+) -> pd.DataFrame:
     """One row per input of the run: its rejects (with reason) and its curated rows (reason null)."""
     rej = ds.dataset(Path(rejects), format="parquet").to_table(columns=["source", "locator", "reason"]).to_pandas()
     kept = curated[["source", "locator"]].assign(reason=None)
@@ -204,13 +248,17 @@ def curated_expectations(source: str, params: Params, cfg: Mapping[str, Any]) ->
         gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
         gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[source]),
         gxe.ExpectColumnValuesToBeInSet(column="label", value_set=classes),
-        gxe.ExpectColumnPairValuesToBeEqual(column_A="label_index", column_B="expected_label_index", ignore_row_if="either_value_is_missing"),
+        gxe.ExpectColumnPairValuesToBeEqual(
+            column_A="label_index", column_B="expected_label_index", ignore_row_if="either_value_is_missing"
+        ),
         gxe.ExpectColumnPairValuesToBeEqual(column_A="image_nbytes", column_B="image_expected_nbytes"),
         gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[params.align.size]),
         gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[params.align.size]),
         gxe.ExpectColumnValuesToBeBetween(column="landmarks_min_frac", min_value=-margin),
         gxe.ExpectColumnValuesToBeBetween(column="landmarks_max_frac", max_value=1 + margin),
-        gxe.ExpectColumnValuesToBeBetween(column="roll_deg", min_value=-params.faces.max_roll_deg, max_value=params.faces.max_roll_deg),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="roll_deg", min_value=-params.faces.max_roll_deg, max_value=params.faces.max_roll_deg
+        ),
         gxe.ExpectColumnMeanToBeBetween(column="aligned", min_value=float(cfg["min_aligned_rate"]), max_value=1),
     ]
     if not params.keep_unlabelled:
@@ -219,8 +267,10 @@ def curated_expectations(source: str, params: Params, cfg: Mapping[str, Any]) ->
         exps.append(gxe.ExpectColumnValuesToBeInSet(column="large_size", value_set=[params.align.extra_size]))
         exps.append(gxe.ExpectColumnPairValuesToBeEqual(column_A="large_nbytes", column_B="large_expected_nbytes"))
     exps += [_range(column, spec) for column, spec in sorted((cfg.get("ranges") or {}).items()) if spec]
-    exps += [gxe.ExpectColumnMeanToBeBetween(column=share_column(c), min_value=float(cfg["min_class_share"]), max_value=1)
-             for c in classes]
+    exps += [
+        gxe.ExpectColumnMeanToBeBetween(column=share_column(c), min_value=float(cfg["min_class_share"]), max_value=1)
+        for c in classes
+    ]
     return exps
 
 
@@ -238,8 +288,10 @@ def rejects_expectations(source: str, cfg: Mapping[str, Any], read: int | None) 
     ]
     if read is not None:
         exps.insert(0, gxe.ExpectTableRowCountToEqual(value=int(read)))
-    exps += [gxe.ExpectColumnMeanToBeBetween(column=f"reason_{name}", min_value=0, max_value=float(limit))
-             for name, limit in sorted((cfg.get("max_reason_rates") or {}).items())]
+    exps += [
+        gxe.ExpectColumnMeanToBeBetween(column=f"reason_{name}", min_value=0, max_value=float(limit))
+        for name, limit in sorted((cfg.get("max_reason_rates") or {}).items())
+    ]
     return exps
 
 
@@ -300,7 +352,9 @@ class Report:
 
     def failure_message(self) -> str:
         lines = [f"validation failed: {len(self.failures())} expectation(s)"] + [f"  {f}" for f in self.failures()]
-        lines.append(f"report: {self.index_html} (offline); Great Expectations Data Docs: {self.report_dir / 'gx' / 'index.html'}")
+        lines.append(
+            f"report: {self.index_html} (offline); Great Expectations Data Docs: {self.report_dir / 'gx' / 'index.html'}"
+        )
         return "\n".join(lines)
 
     def summary(self) -> dict[str, Any]:
@@ -371,12 +425,18 @@ class Validator:
         # The ephemeral context's default site points at a mkdtemp() folder: replace it.
         for name in list(self.ctx.get_config().data_docs_sites or {}):
             self.ctx.delete_data_docs_site(name)
-        self.ctx.add_data_docs_site(site_name="fer_data", site_config={
-            "class_name": "SiteBuilder",
-            "show_how_to_buttons": False,
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.site_dir.resolve())},
-        })
+        self.ctx.add_data_docs_site(
+            site_name="fer_data",
+            site_config={
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(self.site_dir.resolve()),
+                },
+            },
+        )
         self.datasource = self.ctx.data_sources.add_pandas("fer_data")
         self.identifiers: list[Any] = []
 
@@ -387,12 +447,19 @@ class Validator:
         # One store write for the whole suite (add_expectation one by one re-serialises it each time).
         suite = self.ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
         vd = self.ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        checkpoint = self.ctx.checkpoints.add(gx.Checkpoint(name=name, validation_definitions=[vd], result_format="SUMMARY"))
+        checkpoint = self.ctx.checkpoints.add(
+            gx.Checkpoint(name=name, validation_definitions=[vd], result_format="SUMMARY")
+        )
         result = checkpoint.run(batch_parameters={"dataframe": frame})
         ((identifier, vr),) = result.run_results.items()
         self.identifiers.append(identifier)
-        return SuiteResult(source=name.split(".")[0], suite=name, success=bool(vr.success),
-                           expectations=[_expectation_row(r) for r in vr.results], docs_page=None)
+        return SuiteResult(
+            source=name.split(".")[0],
+            suite=name,
+            success=bool(vr.success),
+            expectations=[_expectation_row(r) for r in vr.results],
+            docs_page=None,
+        )
 
     def build_docs(self, results: Iterable[SuiteResult]) -> None:
         """Render every suite and validation page of this run once, then link them from the results.
@@ -408,7 +475,7 @@ class Validator:
         """The validation result's page, relative to the report folder (None if not rendered)."""
         try:
             urls = self.ctx.get_docs_sites_urls(resource_identifier=identifier, site_name="fer_data")
-        except Exception:  # noqa: BLE001 - a missing link must not fail the validation run
+        except Exception:
             return None
         for entry in urls:
             url = entry.get("site_url") or ""
@@ -422,8 +489,13 @@ def _expectation_row(r: Any) -> dict[str, Any]:
     cfg = r.expectation_config
     kwargs = dict(cfg.kwargs)
     column = kwargs.get("column") or (f"{kwargs['column_A']}, {kwargs['column_B']}" if "column_A" in kwargs else None)
-    return {"type": cfg.type, "column": column, "kwargs": _jsonable(kwargs), "success": bool(r.success),
-            "result": _jsonable({k: v for k, v in dict(r.result).items() if k not in ("partial_unexpected_index_list",)})}
+    return {
+        "type": cfg.type,
+        "column": column,
+        "kwargs": _jsonable(kwargs),
+        "success": bool(r.success),
+        "result": _jsonable({k: v for k, v in dict(r.result).items() if k not in ("partial_unexpected_index_list",)}),
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -438,7 +510,7 @@ class TableRef:
     path: Path
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "TableRef":
+    def from_dir(cls, path: str | Path) -> TableRef:
         p = Path(path)
         metrics = p / METRICS
         if not (p / CURATED).exists():
@@ -472,8 +544,9 @@ def _mean(series: pd.Series) -> float | None:
     return None if pd.isna(value) else round(float(value), 4)
 
 
-def validate_tables(tables: Sequence[TableRef], params: Params, raw: Mapping[str, Any] | None,
-                    report_dir: str | Path) -> Report:
+def validate_tables(
+    tables: Sequence[TableRef], params: Params, raw: Mapping[str, Any] | None, report_dir: str | Path
+) -> Report:
     """Run every table's suites, update Data Docs, write index.html and summary.json; never raises on failure."""
     from fer_data import validation_report
 
@@ -489,10 +562,15 @@ def validate_tables(tables: Sequence[TableRef], params: Params, raw: Mapping[str
     results = []
     for ref in tables:
         res = validate_source(v, ref, params, raw)
-        log.info("%s: %s (%d expectations, %d failed; reject rate %s, face-found rate %s)", ref.source,
-                 "passed" if res.success else "FAILED", sum(len(s.expectations) for s in res.suites),
-                 sum(not e["success"] for s in res.suites for e in s.expectations), res.rates["reject_rate"],
-                 res.rates["face_found_rate"])
+        log.info(
+            "%s: %s (%d expectations, %d failed; reject rate %s, face-found rate %s)",
+            ref.source,
+            "passed" if res.success else "FAILED",
+            sum(len(s.expectations) for s in res.suites),
+            sum(not e["success"] for s in res.suites for e in s.expectations),
+            res.rates["reject_rate"],
+            res.rates["face_found_rate"],
+        )
         results.append(res)
     v.build_docs([suite for res in results for suite in res.suites])
     report = Report(report_dir, results, started, round(time.perf_counter() - start, 3))
@@ -509,7 +587,9 @@ def _clear_site(site: Path) -> None:
         shutil.rmtree(site)
 
 
-def tables_from_params(raw: Mapping[str, Any] | None, curated_root: str | Path, names: Sequence[str] = ()) -> list[TableRef]:
+def tables_from_params(
+    raw: Mapping[str, Any] | None, curated_root: str | Path, names: Sequence[str] = ()
+) -> list[TableRef]:
     """CURATED_ROOT/<name> for the named sources, or for every source in params.yaml's `sources`."""
     chosen = list(names) or list(((raw or {}).get("sources") or {}).keys())
     if not chosen:

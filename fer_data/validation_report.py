@@ -41,7 +41,7 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _overview(report: "Report") -> str:
+def _overview(report: Report) -> str:
     rows = []
     for s in report.sources:
         failed = sum(not e["success"] for x in s.suites for e in x.expectations)
@@ -53,22 +53,32 @@ def _overview(report: "Report") -> str:
             f"<td class=num>{_pct(s.rates.get('reject_rate'))}</td><td class=num>{_pct(s.rates.get('face_found_rate'))}</td>"
             f"<td class=num>{failed} / {total}</td></tr>"
         )
-    head = ("<tr><th>source</th><th>status</th><th>read</th><th>curated</th><th>rejected</th>"
-            "<th>reject rate (data problems)</th><th>face-found rate</th><th>failed expectations</th></tr>")
+    head = (
+        "<tr><th>source</th><th>status</th><th>read</th><th>curated</th><th>rejected</th>"
+        "<th>reject rate (data problems)</th><th>face-found rate</th><th>failed expectations</th></tr>"
+    )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _failures(report: "Report") -> str:
+def _failures(report: Report) -> str:
     items = report.failures()
     if not items:
         return ""
-    return "<h2>Failed expectations</h2><ul class=failures>" + "".join(f"<li><code>{_e(f)}</code></li>" for f in items) + "</ul>"
+    return (
+        "<h2>Failed expectations</h2><ul class=failures>"
+        + "".join(f"<li><code>{_e(f)}</code></li>" for f in items)
+        + "</ul>"
+    )
 
 
-def _counts(s: "SourceResult") -> str:
+def _counts(s: SourceResult) -> str:
     reasons = s.metrics.get("rejected_by_reason") or {}
     rows = "".join(f"<tr><td>{_e(k)}</td><td class=num>{_e(v)}</td></tr>" for k, v in sorted(reasons.items()))
-    rejects = f"<table><tr><th>reject reason</th><th>count</th></tr>{rows}</table>" if rows else "<p class=muted>No rejects.</p>"
+    rejects = (
+        f"<table><tr><th>reject reason</th><th>count</th></tr>{rows}</table>"
+        if rows
+        else "<p class=muted>No rejects.</p>"
+    )
     total = sum(s.class_counts.values())
     bars = "".join(
         f"<tr><td>{_e(label)}</td><td class=num>{n}</td><td class=num>{_pct(n / total if total else 0.0)}</td>"
@@ -79,7 +89,7 @@ def _counts(s: "SourceResult") -> str:
     return f"<h3>Class proportions</h3>{classes}<h3>Rejects by reason</h3>{rejects}"
 
 
-def _suite(suite: "SuiteResult") -> str:
+def _suite(suite: SuiteResult) -> str:
     from fer_data.validate import criteria, describe_observed
 
     link = f' &middot; <a href="{_e(suite.docs_page)}">Data Docs page</a>' if suite.docs_page else ""
@@ -92,26 +102,33 @@ def _suite(suite: "SuiteResult") -> str:
     return f"<h3>Suite <code>{_e(suite.suite)}</code>: {_status(suite.success)}{link}</h3><table>{head}{rows}</table>"
 
 
-def _source(s: "SourceResult") -> str:
+def _source(s: SourceResult) -> str:
     badge = f'<span class="badge {"pass" if s.success else "fail"}">{"passed" if s.success else "FAILED"}</span>'
-    return (f'<h2 id="{_e(s.source)}">{_e(s.source)} {badge}</h2><p class=muted>table: <code>{_e(s.table)}</code></p>'
-            + _counts(s) + "".join(_suite(x) for x in s.suites))
+    return (
+        f'<h2 id="{_e(s.source)}">{_e(s.source)} {badge}</h2><p class=muted>table: <code>{_e(s.table)}</code></p>'
+        + _counts(s)
+        + "".join(_suite(x) for x in s.suites)
+    )
 
 
-def render(report: "Report", params: Params, raw: Mapping[str, Any] | None = None) -> str:
+def render(report: Report, params: Params, raw: Mapping[str, Any] | None = None) -> str:
     """The whole page as a string."""
-    badge = f'<span class="badge {"pass" if report.success else "fail"}">{"PASSED" if report.success else "FAILED"}</span>'
+    badge = (
+        f'<span class="badge {"pass" if report.success else "fail"}">{"PASSED" if report.success else "FAILED"}</span>'
+    )
     intro = (
         f"<p>Validated {len(report.sources)} source(s) at {_e(report.started)} in {report.seconds:.1f} s; "
         f"target set <code>{_e(params.target.name)}</code> ({_e(', '.join(params.target.classes))}). "
         "Thresholds come from the <code>validation:</code> block of params.yaml. "
         'Great Expectations Data Docs: <a href="gx/index.html">gx/index.html</a> '
-        "(their styling and charts load from the internet). Machine-readable: <a href=\"summary.json\">summary.json</a>.</p>"
+        '(their styling and charts load from the internet). Machine-readable: <a href="summary.json">summary.json</a>.</p>'
     )
     body = intro + _overview(report) + _failures(report) + "".join(_source(s) for s in report.sources)
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>fer-data validation</title>"
-            f"<style>{CSS}</style></head><body><h1>fer-data validation {badge}</h1>{body}</body></html>\n")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>fer-data validation</title>"
+        f"<style>{CSS}</style></head><body><h1>fer-data validation {badge}</h1>{body}</body></html>\n"
+    )
 
 
-def write(report: "Report", params: Params, raw: Mapping[str, Any] | None = None) -> None:
+def write(report: Report, params: Params, raw: Mapping[str, Any] | None = None) -> None:
     report.index_html.write_text(render(report, params, raw), encoding="utf-8")

@@ -44,21 +44,34 @@ def flow_group() -> None:
 
 @flow_group.command("curate")
 @click.option("--source", "source_name", required=True, help="Dataset layout (see `fer-data curate --help`).")
-@click.option("--root", type=click.Path(exists=True, file_okay=False), help="Dataset folder (default: params sources.NAME.root).")
+@click.option(
+    "--root", type=click.Path(exists=True, file_okay=False), help="Dataset folder (default: params sources.NAME.root)."
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Curation output folder.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
 @click.option("--workers", type=int, help="Parallel workers (default: params run.workers; 0 = all cores).")
-@click.option("--task-runner", type=click.Choice(["process", "dask", "thread"]), help="Overrides orchestration.task_runner.")
+@click.option(
+    "--task-runner", type=click.Choice(["process", "dask", "thread"]), help="Overrides orchestration.task_runner."
+)
 @click.option("--dask-address", help="Scheduler of a running Dask cluster (overrides orchestration.dask_address).")
-def flow_curate(source_name: str, root: str | None, out_dir: str, params_path: str | None, workers: int | None,
-                task_runner: str | None, dask_address: str | None) -> None:
+def flow_curate(
+    source_name: str,
+    root: str | None,
+    out_dir: str,
+    params_path: str | None,
+    workers: int | None,
+    task_runner: str | None,
+    dask_address: str | None,
+) -> None:
     """Curate one source with the `curate` flow (shards as parallel Prefect tasks)."""
     from fer_data import params as params_mod
     from pipelines.curate_flow import run_curate
     from pipelines.runners import Orchestration
 
     params_path = _params_path(params_path)
-    orch = Orchestration.from_params(params_mod.read_raw(params_path), task_runner=task_runner, dask_address=dask_address)
+    orch = Orchestration.from_params(
+        params_mod.read_raw(params_path), task_runner=task_runner, dask_address=dask_address
+    )
     metrics = _run(lambda: run_curate(source_name, out_dir, root, params_path, workers, orch))
     click.echo(json.dumps(metrics, sort_keys=True))  # one line; the full metrics are in OUT/metrics.json
 
@@ -68,15 +81,25 @@ def flow_curate(source_name: str, root: str | None, out_dir: str, params_path: s
 @click.option("--curated-root", default="data/curated", show_default=True, help="Holds one curate output per source.")
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
-@click.option("--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False))
-def flow_validate(tables: tuple[str, ...], curated_root: str, sources: tuple[str, ...], params_path: str | None,
-                  report_dir: str) -> None:
+@click.option(
+    "--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False)
+)
+def flow_validate(
+    tables: tuple[str, ...], curated_root: str, sources: tuple[str, ...], params_path: str | None, report_dir: str
+) -> None:
     """Validate curated tables with the `validate` flow (exit 1 when an expectation fails)."""
     from pipelines.validate_flow import validate_flow
 
     params_path = _params_path(params_path)
-    summary = _run(lambda: validate_flow(curated_root=curated_root, sources=list(sources) or None, tables=list(tables) or None,
-                                         params_path=params_path, report_dir=report_dir))
+    summary = _run(
+        lambda: validate_flow(
+            curated_root=curated_root,
+            sources=list(sources) or None,
+            tables=list(tables) or None,
+            params_path=params_path,
+            report_dir=report_dir,
+        )
+    )
     click.echo(f"validation passed: {Path(report_dir) / 'index.html'}")
     click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
 
@@ -94,7 +117,13 @@ def flow_pipeline(sources: tuple[str, ...], params_path: str | None) -> None:
 
 @click.command("serve")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
-@click.option("--port", type=int, default=4200, show_default=True, help="Port of the Prefect server started when PREFECT_API_URL is unset.")
+@click.option(
+    "--port",
+    type=int,
+    default=4200,
+    show_default=True,
+    help="Port of the Prefect server started when PREFECT_API_URL is unset.",
+)
 @click.option("--check", is_flag=True, help="Print the schedules and their next runs, then exit (no server).")
 def serve_cmd(params_path: str | None, port: int, check: bool) -> None:
     """Serve the pipeline as Prefect deployments on the cron schedules in params.yaml `schedules:`."""

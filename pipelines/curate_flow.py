@@ -20,12 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pipelines  # noqa: F401  (environment defaults before prefect)
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
+import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import curate as engine
 from fer_data import params as params_mod
 from fer_data.params import Params
@@ -88,7 +88,8 @@ class ShardProgress:
         self.start = self.last_log = time.perf_counter()
         self.read = self.curated = self.done = 0
         self.artifact = create_progress_artifact(
-            0.0, key=f"curate-{_slug(source_name)}-progress", description=f"{source_name}: shards curated (%)")
+            0.0, key=f"curate-{_slug(source_name)}-progress", description=f"{source_name}: shards curated (%)"
+        )
 
     def update(self, counts: dict) -> None:
         self.done += 1
@@ -100,8 +101,16 @@ class ShardProgress:
             self.last_log = now
             elapsed = now - self.start
             eta = elapsed / self.done * (self.total - self.done)
-            self.log.info("%s: %d/%d shards, %d read, %d curated, %.1f img/s, ETA %.0f s", self.source_name, self.done,
-                          self.total, self.read, self.curated, self.read / elapsed if elapsed else 0.0, eta)
+            self.log.info(
+                "%s: %d/%d shards, %d read, %d curated, %.1f img/s, ETA %.0f s",
+                self.source_name,
+                self.done,
+                self.total,
+                self.read,
+                self.curated,
+                self.read / elapsed if elapsed else 0.0,
+                eta,
+            )
 
 
 def _slug(name: str) -> str:
@@ -115,10 +124,8 @@ def _cancel_and_wait(futures: list) -> None:
         if wrapped is not None and hasattr(wrapped, "cancel"):
             wrapped.cancel()
     for fut in futures:
-        try:
+        with contextlib.suppress(Exception):
             fut.wait()
-        except Exception:  # noqa: BLE001 - the first failure is what gets reported
-            pass
 
 
 def submit_shards(source_name: str, root: str, params: Params, retries: int = 0):
@@ -142,16 +149,26 @@ def submit_shards(source_name: str, root: str, params: Params, retries: int = 0)
 
 def _summary(source_name: str, m: dict) -> str:
     reasons = ", ".join(f"{k}: {v}" for k, v in m["rejected_by_reason"].items()) or "none"
-    searched = m["curated"] + sum(m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box", "landmark_check_failed"))
+    searched = m["curated"] + sum(
+        m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box", "landmark_check_failed")
+    )
     found = searched - sum(m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box"))
-    return (f"{source_name}: {m['read']} read, faces found in {found} of {searched} searched, {m['curated']} curated "
-            f"({m['unaligned']} kept unaligned), {m['rejected']} rejected ({reasons}); "
-            f"{m['seconds']:.1f} s, {m['images_per_second'] or 0:.1f} img/s")
+    return (
+        f"{source_name}: {m['read']} read, faces found in {found} of {searched} searched, {m['curated']} curated "
+        f"({m['unaligned']} kept unaligned), {m['rejected']} rejected ({reasons}); "
+        f"{m['seconds']:.1f} s, {m['images_per_second'] or 0:.1f} img/s"
+    )
 
 
 @flow(name="curate", log_prints=False)
-def curate_flow(source: str, out: str, root: str | None = None, params_path: str | None = "params.yaml",
-                workers: int | None = None, task_runner: str | None = None) -> dict:
+def curate_flow(
+    source: str,
+    out: str,
+    root: str | None = None,
+    params_path: str | None = "params.yaml",
+    workers: int | None = None,
+    task_runner: str | None = None,
+) -> dict:
     """Curate SOURCE (dataset at ROOT, default params `sources.<source>.root`) into OUT; returns the metrics.
 
     Call it through `run_curate`, which gives it the task runner TASK_RUNNER names.
@@ -165,34 +182,53 @@ def curate_flow(source: str, out: str, root: str | None = None, params_path: str
     if not root:
         raise ValueError(f"no root given and params has no sources.{source}.root")
     orch = Orchestration.from_params(raw, task_runner=task_runner)
-    log.info("%s: curating %s into %s (%d worker(s), %s runner)", source, root, out, p.run.worker_count(), orch.task_runner)
+    log.info(
+        "%s: curating %s into %s (%d worker(s), %s runner)", source, root, out, p.run.worker_count(), orch.task_runner
+    )
     retry = {"retries": orch.io_retries, "retry_delay_seconds": orch.io_retry_delay_s}
     with worker_pool(orch.task_runner, p.run.worker_count()):
-        metrics = engine.curate(source, root, out, p, submit_shards(source, str(root), p, orch.shard_retries),
-                                plan=plan_task.with_options(**retry), publisher=publish_task.with_options(**retry))
+        metrics = engine.curate(
+            source,
+            root,
+            out,
+            p,
+            submit_shards(source, str(root), p, orch.shard_retries),
+            plan=plan_task.with_options(**retry),
+            publisher=publish_task.with_options(**retry),
+        )
     text = _summary(source, metrics)
     log.info(text)
-    create_markdown_artifact(key=f"curate-{_slug(source)}", description=f"{source} curation counts",
-                             markdown=_markdown(source, out, metrics))
+    create_markdown_artifact(
+        key=f"curate-{_slug(source)}", description=f"{source} curation counts", markdown=_markdown(source, out, metrics)
+    )
     return metrics
 
 
 def _markdown(source: str, out: str, m: dict) -> str:
     rows = "\n".join(f"| {k} | {v} |" for k, v in m["rejected_by_reason"].items()) or "| (none) | 0 |"
     labels = "\n".join(f"| {k} | {v} |" for k, v in m["curated_by_label"].items())
-    return (f"## {source}\n\nOutput: `{out}`\n\n| read | curated | unaligned | rejected | img/s |\n|---|---|---|---|---|\n"
-            f"| {m['read']} | {m['curated']} | {m['unaligned']} | {m['rejected']} | {m['images_per_second']} |\n\n"
-            f"### Rejects by reason\n\n| reason | count |\n|---|---|\n{rows}\n\n"
-            f"### Curated by label\n\n| label | count |\n|---|---|\n{labels}\n")
+    return (
+        f"## {source}\n\nOutput: `{out}`\n\n| read | curated | unaligned | rejected | img/s |\n|---|---|---|---|---|\n"
+        f"| {m['read']} | {m['curated']} | {m['unaligned']} | {m['rejected']} | {m['images_per_second']} |\n\n"
+        f"### Rejects by reason\n\n| reason | count |\n|---|---|\n{rows}\n\n"
+        f"### Curated by label\n\n| label | count |\n|---|---|\n{labels}\n"
+    )
 
 
-def run_curate(source: str, out: str | Path, root: str | None = None, params_path: str | None = "params.yaml",
-               workers: int | None = None, orch: Orchestration | None = None) -> dict:
+def run_curate(
+    source: str,
+    out: str | Path,
+    root: str | None = None,
+    params_path: str | None = "params.yaml",
+    workers: int | None = None,
+    orch: Orchestration | None = None,
+) -> dict:
     """Call the curate flow with the task runner params.yaml (or ORCH) chooses."""
     raw = params_mod.read_raw(params_path)
     orch = orch or Orchestration.from_params(raw)
     run = params_mod.resolve(raw).run
     count = replace(run, workers=workers).worker_count() if workers is not None else run.worker_count()
     runner = make_task_runner(orch, count)
-    return curate_flow.with_options(task_runner=runner)(source=source, out=str(out), root=root, params_path=params_path,
-                                                        workers=workers, task_runner=orch.task_runner)
+    return curate_flow.with_options(task_runner=runner)(
+        source=source, out=str(out), root=root, params_path=params_path, workers=workers, task_runner=orch.task_runner
+    )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pipelines  # noqa: F401  (environment defaults before prefect)
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import manifest
 from fer_data import params as params_mod
 from pipelines.curate_flow import run_curate
@@ -38,9 +38,13 @@ def manifest_task(report_dir: str, tables: list[tuple[str, str]], params_path: s
 
 
 @flow(name="fer-data-pipeline", log_prints=False)
-def pipeline_flow(sources: list[str] | None = None, params_path: str | None = "params.yaml",
-                  curated_root: str = DEFAULT_CURATED, report_dir: str = DEFAULT_REPORT,
-                  manifest_path: str = DEFAULT_MANIFEST) -> dict:
+def pipeline_flow(
+    sources: list[str] | None = None,
+    params_path: str | None = "params.yaml",
+    curated_root: str = DEFAULT_CURATED,
+    report_dir: str = DEFAULT_REPORT,
+    manifest_path: str = DEFAULT_MANIFEST,
+) -> dict:
     """Curate SOURCES (default: every source in params.yaml), validate, write the manifest."""
     log = get_run_logger()
     raw = params_mod.read_raw(params_path)
@@ -55,14 +59,16 @@ def pipeline_flow(sources: list[str] | None = None, params_path: str | None = "p
             try:
                 run_curate(name, Path(curated_root) / name, params_path=params_path, orch=run_orch)
                 done.append(name)
-            except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
+            except Exception as exc:
                 log.error("%s: curation failed: %s", name, exc)
                 failed.append(name)
     if not done:
         raise PipelineFailed(f"every source failed to curate: {', '.join(failed)}")
     summary = validate_flow(curated_root=curated_root, sources=done, params_path=params_path, report_dir=report_dir)
     if failed:
-        raise PipelineFailed(f"curation failed for {', '.join(failed)}; validated {', '.join(done)}; no manifest written")
+        raise PipelineFailed(
+            f"curation failed for {', '.join(failed)}; validated {', '.join(done)}; no manifest written"
+        )
     path = manifest_task(report_dir, [(n, str(Path(curated_root) / n)) for n in done], params_path, manifest_path)
     log.info("pipeline done: %d source(s) curated and validated; manifest %s", len(done), path)
     return summary

@@ -45,11 +45,13 @@ class Orchestration:
     shard_retries: int = 0
 
     @classmethod
-    def from_params(cls, raw: Mapping[str, Any] | None, **overrides: Any) -> "Orchestration":
+    def from_params(cls, raw: Mapping[str, Any] | None, **overrides: Any) -> Orchestration:
         block = {**((raw or {}).get("orchestration") or {}), **{k: v for k, v in overrides.items() if v is not None}}
         unknown = sorted(set(block) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"orchestration: unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"orchestration: unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}"
+            )
         orch = cls(**block)
         if orch.task_runner not in RUNNERS:
             raise ValueError(f"orchestration.task_runner must be one of {', '.join(RUNNERS)}, not {orch.task_runner!r}")

@@ -45,11 +45,16 @@ class Schedule:
     active: bool = True
 
     @classmethod
-    def parse(cls, name: str, spec: Mapping[str, Any]) -> "Schedule":
+    def parse(cls, name: str, spec: Mapping[str, Any]) -> Schedule:
         if not spec.get("cron"):
-            raise ValueError(f"schedules.{name} needs a cron expression, e.g. cron: \"0 2 * * *\"")
-        return cls(name, str(spec["cron"]), str(spec.get("timezone") or "UTC"), list(spec.get("sources") or []),
-                   bool(spec.get("active", True)))
+            raise ValueError(f'schedules.{name} needs a cron expression, e.g. cron: "0 2 * * *"')
+        return cls(
+            name,
+            str(spec["cron"]),
+            str(spec.get("timezone") or "UTC"),
+            list(spec.get("sources") or []),
+            bool(spec.get("active", True)),
+        )
 
 
 def schedules(raw: Mapping[str, Any]) -> list[Schedule]:
@@ -67,16 +72,22 @@ def deployments(params_path: str | Path, project_dir: str | Path | None = None) 
     raw = params_mod.read_raw(params_path)
     out = []
     for s in schedules(raw):
-        out.append(pipeline_flow.to_deployment(
-            name=s.name,
-            schedule=Cron(s.cron, timezone=s.timezone, active=s.active),
-            parameters={"sources": s.sources or None, "params_path": str(params_path),
-                        "curated_root": str(base / DEFAULT_CURATED), "report_dir": str(base / DEFAULT_REPORT),
-                        "manifest_path": str(base / DEFAULT_MANIFEST)},
-            description=f"Curate {', '.join(s.sources) or 'every configured source'}, validate, write the manifest "
-                        f"(cron {s.cron!r} {s.timezone}, from {params_path.name})",
-            tags=["fer-data"],
-        ))
+        out.append(
+            pipeline_flow.to_deployment(
+                name=s.name,
+                schedule=Cron(s.cron, timezone=s.timezone, active=s.active),
+                parameters={
+                    "sources": s.sources or None,
+                    "params_path": str(params_path),
+                    "curated_root": str(base / DEFAULT_CURATED),
+                    "report_dir": str(base / DEFAULT_REPORT),
+                    "manifest_path": str(base / DEFAULT_MANIFEST),
+                },
+                description=f"Curate {', '.join(s.sources) or 'every configured source'}, validate, write the manifest "
+                f"(cron {s.cron!r} {s.timezone}, from {params_path.name})",
+                tags=["fer-data"],
+            )
+        )
     return out
 
 
@@ -85,7 +96,7 @@ def next_runs(s: Schedule, n: int = 3, start: dt.datetime | None = None) -> list
     from prefect.server.schemas.schedules import CronSchedule
 
     sched = CronSchedule(cron=s.cron, timezone=s.timezone)
-    return asyncio.run(sched.get_dates(n=n, start=start or dt.datetime.now(dt.timezone.utc)))
+    return asyncio.run(sched.get_dates(n=n, start=start or dt.datetime.now(dt.UTC)))
 
 
 def describe(raw: Mapping[str, Any]) -> str:
@@ -113,8 +124,12 @@ def prefect_server(port: int = DEFAULT_PORT, timeout: float = 180.0) -> Iterator
     url = f"http://127.0.0.1:{port}/api"
     if _healthy(url):
         raise RuntimeError(f"something already serves {url}: export PREFECT_API_URL={url} to use it, or pick --port")
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(url):

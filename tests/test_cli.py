@@ -13,10 +13,22 @@ def test_demo_then_curate(tmp_path):
     assert (tmp_path / "raw" / "jaffe" / "KA.AN1.1.tiff").exists()
     params = tmp_path / "p.yaml"
     params.write_text("run:\n  workers: 1\nlabels:\n  target_set: all8\n")
-    res = runner.invoke(main, ["curate", "--source", "jaffe", "--root", str(tmp_path / "raw" / "jaffe"),
-                               "--out", str(tmp_path / "out"), "--params", str(params)])
+    res = runner.invoke(
+        main,
+        [
+            "curate",
+            "--source",
+            "jaffe",
+            "--root",
+            str(tmp_path / "raw" / "jaffe"),
+            "--out",
+            str(tmp_path / "out"),
+            "--params",
+            str(params),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    metrics = json.loads(res.stdout[res.stdout.index("{"):])
+    metrics = json.loads(res.stdout[res.stdout.index("{") :])
     assert metrics["read"] == 42 and metrics["curated"] == len(rows(tmp_path / "out" / "curated.parquet"))
 
 

@@ -84,7 +84,12 @@ def test_a_failed_run_leaves_the_previous_output_and_no_staging(jaffe_tree, tmp_
     with pytest.raises(RuntimeError):
         curate("jaffe", jaffe_tree, out, single_process())
     assert _table(out).equals(before)
-    assert sorted(p.name for p in out.iterdir()) == ["class_counts.csv", "curated.parquet", "metrics.json", "rejects.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "class_counts.csv",
+        "curated.parquet",
+        "metrics.json",
+        "rejects.parquet",
+    ]
 
 
 def test_run_shard_writes_an_empty_part_for_an_empty_shard(jaffe_tree, tmp_path):

@@ -89,7 +89,10 @@ def test_repro_runs_every_stage_then_nothing(project, reproduced):
     assert summary["success"] and set(summary["sources"]) == set(SOURCES)
     manifest = json.loads((root / "data/validated/manifest.json").read_text())
     assert set(manifest["sources"]) == set(SOURCES)
-    assert manifest["sources"]["jaffe"]["rows"] == json.loads((root / "data/curated/jaffe/metrics.json").read_text())["curated"]
+    assert (
+        manifest["sources"]["jaffe"]["rows"]
+        == json.loads((root / "data/curated/jaffe/metrics.json").read_text())["curated"]
+    )
 
     second = _run(dvc + ["repro"], root, env)
     assert _ran(second.stdout) == set() and "up to date" in second.stdout, second.stdout
@@ -117,7 +120,10 @@ def test_metrics_plots_and_local_remote(project, reproduced):
     for name in SOURCES:
         rows = plots[f"data/curated/{name}/class_counts.csv"][0]["content"]["data"]["values"]
         assert {r["label"] for r in rows} >= {"anger", "neutral"}
-        assert sum(int(r["count"]) for r in rows) == json.loads((root / f"data/curated/{name}/metrics.json").read_text())["curated"]
+        assert (
+            sum(int(r["count"]) for r in rows)
+            == json.loads((root / f"data/curated/{name}/metrics.json").read_text())["curated"]
+        )
 
     remote = root.parent / "dvc-remote"
     _run(dvc + ["remote", "add", "-f", "-d", "local", str(remote)], root, env)

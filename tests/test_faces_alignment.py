@@ -58,8 +58,9 @@ def _check_redetected(aligned: np.ndarray) -> None:
 
 
 def _sample(grey: np.ndarray, name: str, fraction: float = 0.5) -> Sample:
-    return Sample(source="test", locator=name, label_native="x", label="happiness", pixels=grey,
-                  expected_face_fraction=fraction)
+    return Sample(
+        source="test", locator=name, label_native="x", label="happiness", pixels=grey, expected_face_fraction=fraction
+    )
 
 
 @pytest.mark.parametrize("angle", [-20, 0, 15])
@@ -109,8 +110,14 @@ def test_real_ckplus_frames_align():
     root = realdata("ckplus", "cohn-kanade-images")
     frames = sorted(root.rglob("*.png"))[::8][:6]
     for path in frames:
-        s = Sample(source="ckplus", locator=path.name, label_native="x", label="neutral", path=str(path),
-                   expected_face_fraction=0.45)
+        s = Sample(
+            source="ckplus",
+            locator=path.name,
+            label_native="x",
+            label="neutral",
+            path=str(path),
+            expected_face_fraction=0.45,
+        )
         row = process(s, PARAMS)
         assert not isinstance(row, Reject), (path.name, row)
         _check_row(row)
@@ -145,7 +152,9 @@ def test_real_fer2013_crops_a_minority_of_fits_is_flagged():
     files = sorted(realdata("fer2013", "images", "train").rglob("*.jpg"))
     outcome = Counter()
     for path in files:
-        s = Sample(source="fer2013", locator=path.name, label_native="x", label="anger", path=str(path), precropped=True)
+        s = Sample(
+            source="fer2013", locator=path.name, label_native="x", label="anger", path=str(path), precropped=True
+        )
         row = process(s, PARAMS)
         outcome["aligned" if row["aligned"] else "unaligned"] += 1
     share = outcome["unaligned"] / len(files)

@@ -12,10 +12,10 @@ import warnings
 import numpy as np
 import pytest
 from PIL import Image
+from support import REALDATA
 
 from fer_data.demo import DemoFaces
 from fer_data.faces import ert
-from support import REALDATA
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,9 @@ def test_batched_fit_equals_dlib_up_to_rounding(dlib_predictor):
 
     images, boxes = _faces()
     ours = ert.predict(images, boxes)
-    theirs = np.array([[(p.x, p.y) for p in dlib_predictor(im, dlib.rectangle(*b)).parts()] for im, b in zip(images, boxes)])
+    theirs = np.array(
+        [[(p.x, p.y) for p in dlib_predictor(im, dlib.rectangle(*b)).parts()] for im, b in zip(images, boxes)]
+    )
     assert ours.shape == theirs.shape == (len(images), 68, 2)
     per_face = np.abs(np.rint(ours) - theirs).max(axis=(1, 2))
     assert (per_face == 0).mean() >= 0.95, per_face  # identical after dlib's rounding (all, here)

@@ -87,4 +87,3 @@ def test_fast_tiff_png_path_gives_pil_grey_levels(tmp_path, fmt, mode):
     img.save(buf, fmt)
     data = buf.getvalue()
     assert np.abs(decode_grey(data).astype(int) - _pil_grey(data).astype(int)).max() <= 1
-

@@ -10,8 +10,18 @@ def test_fer2013_order_matches_its_codes():
 
 
 def test_every_dataset_table_maps_into_the_taxonomy():
-    tables = [labels.FER2013, labels.FER2013_FOLDERS, labels.JAFFE, labels.CKPLUS, labels.TFEID_CODES,
-              labels.AFFWILD2, labels.FERPLUS, labels.RAFDB, labels.AFFECTNET, labels.FOLDER_NAMES]
+    tables = [
+        labels.FER2013,
+        labels.FER2013_FOLDERS,
+        labels.JAFFE,
+        labels.CKPLUS,
+        labels.TFEID_CODES,
+        labels.AFFWILD2,
+        labels.FERPLUS,
+        labels.RAFDB,
+        labels.AFFECTNET,
+        labels.FOLDER_NAMES,
+    ]
     allowed = set(labels.CANONICAL) | {labels.NOT_AN_EMOTION}
     for table in tables:
         assert set(table.values()) <= allowed

@@ -26,9 +26,11 @@ def raw(tmp_path_factory) -> Path:
 
 
 def _params(folder: Path, raw: Path, **blocks) -> str:
-    doc = {"run": {"workers": 1, "shard_size": 8},
-           "sources": {"jaffe": {"root": str(raw / "jaffe")}, "fer2013": {"root": str(raw / "fer2013")}},
-           "orchestration": {"task_runner": "thread"}}
+    doc = {
+        "run": {"workers": 1, "shard_size": 8},
+        "sources": {"jaffe": {"root": str(raw / "jaffe")}, "fer2013": {"root": str(raw / "fer2013")}},
+        "orchestration": {"task_runner": "thread"},
+    }
     for key, value in blocks.items():
         doc[key] = {**doc.get(key, {}), **value}
     path = folder / "params.yaml"
@@ -82,6 +84,7 @@ def test_a_failing_shard_fails_the_flow_and_leaves_no_partial_output(raw, tmp_pa
     (broken / "KA.AN1.1.tiff").write_bytes((raw / "jaffe" / "KA.AN1.1.tiff").read_bytes())
     path = _params(tmp_path, raw)
     with pytest.MonkeyPatch.context() as mp:
+
         def explode(*args, **kwargs):
             raise OSError("disk vanished")
 
@@ -94,8 +97,21 @@ def test_a_failing_shard_fails_the_flow_and_leaves_no_partial_output(raw, tmp_pa
 def test_validate_flow_failure_exits_non_zero_naming_the_expectation(raw, tmp_path):
     path = _params(tmp_path, raw, validation={"sources": {"fer2013": {"min_rows": 10_000}}})
     engine.curate("fer2013", raw / "fer2013", tmp_path / "curated" / "fer2013", params_mod.load(path))
-    res = CliRunner().invoke(main, ["flow", "validate", "--params", path, "--curated-root", str(tmp_path / "curated"),
-                                    "--source", "fer2013", "--report", str(tmp_path / "report")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "flow",
+            "validate",
+            "--params",
+            path,
+            "--curated-root",
+            str(tmp_path / "curated"),
+            "--source",
+            "fer2013",
+            "--report",
+            str(tmp_path / "report"),
+        ],
+    )
     assert res.exit_code == 1, res.output
     assert "fer2013.curated: expect_table_row_count_to_be_between()" in res.output
     assert str(tmp_path / "report" / "index.html") in res.output

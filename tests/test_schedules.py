@@ -47,7 +47,7 @@ def test_deployments_carry_schedules_parameters_and_state(tmp_path):
 def test_next_runs_are_computed_offline():
     from pipelines.serve import Schedule, next_runs
 
-    start = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
     runs = next_runs(Schedule("nightly", "0 2 * * *"), n=2, start=start)
     assert [r.isoformat() for r in runs] == ["2026-01-02T02:00:00+00:00", "2026-01-03T02:00:00+00:00"]
 

@@ -68,8 +68,17 @@ def test_malformed_rows_become_rejects_and_valid_rows_survive(tree, tmp_path):
     good = _first_row(tree)
 
     def row(**changes) -> str:
-        cols = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks",
-                "expression", "valence", "arousal"]
+        cols = [
+            "subDirectory_filePath",
+            "face_x",
+            "face_y",
+            "face_width",
+            "face_height",
+            "facial_landmarks",
+            "expression",
+            "valence",
+            "arousal",
+        ]
         fields = dict(zip(cols, good)) | {k: str(v) for k, v in changes.items()}
         return ",".join(fields[c] for c in cols)
 
@@ -77,27 +86,39 @@ def test_malformed_rows_become_rejects_and_valid_rows_survive(tree, tmp_path):
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     extra = [
-        ",".join(good[:5]),                                  # 16: truncated row
-        row(face_x="abc"),                                   # 17
-        row(expression="happy"),                             # 18
-        row(expression=12),                                  # 19
-        row(valence=3.5),                                    # 20
-        row(face_width=0),                                   # 21
-        row(subDirectory_filePath="9/nowhere.jpg"),          # 22
-        row(facial_landmarks="1;2;3", expression=1),         # 23: kept, without landmarks
-        row(valence=-2, arousal=-2, expression=3),           # 24: kept, valence/arousal null
-        row(subDirectory_filePath="9/broken.jpg"),           # 25
-        row(subDirectory_filePath=""),                       # 26
-        '"unterminated,1,2,3',                               # 27
+        ",".join(good[:5]),  # 16: truncated row
+        row(face_x="abc"),  # 17
+        row(expression="happy"),  # 18
+        row(expression=12),  # 19
+        row(valence=3.5),  # 20
+        row(face_width=0),  # 21
+        row(subDirectory_filePath="9/nowhere.jpg"),  # 22
+        row(facial_landmarks="1;2;3", expression=1),  # 23: kept, without landmarks
+        row(valence=-2, arousal=-2, expression=3),  # 24: kept, valence/arousal null
+        row(subDirectory_filePath="9/broken.jpg"),  # 25
+        row(subDirectory_filePath=""),  # 26
+        '"unterminated,1,2,3',  # 27
     ]
     with (tree / LISTS / "training.csv").open("a") as fh:
         fh.write("\n".join(extra) + "\n")
     metrics = curate("affectnet", tree, tmp_path / "out", single_process(run={"shard_size": 5}, **ALL8))
-    rej = {int(r["locator"].rsplit(":", 1)[1]): r for r in rows(tmp_path / "out" / "rejects.parquet")
-           if "training.csv" in r["locator"]}
-    expected = {16: "malformed_row", 17: "bad_number", 18: "bad_number", 19: "unknown_label", 20: "bad_number",
-                21: "bad_face_box", 22: "missing_image", 25: "unreadable_image", 26: "malformed_row",
-                27: "malformed_row"}
+    rej = {
+        int(r["locator"].rsplit(":", 1)[1]): r
+        for r in rows(tmp_path / "out" / "rejects.parquet")
+        if "training.csv" in r["locator"]
+    }
+    expected = {
+        16: "malformed_row",
+        17: "bad_number",
+        18: "bad_number",
+        19: "unknown_label",
+        20: "bad_number",
+        21: "bad_face_box",
+        22: "missing_image",
+        25: "unreadable_image",
+        26: "malformed_row",
+        27: "malformed_row",
+    }
     assert {line: rej[line]["reason"] for line in expected} == expected
     assert "face_x 'abc'" in rej[17]["detail"] and "9/nowhere.jpg" in rej[22]["detail"]
     got = {r["locator"]: r for r in rows(tmp_path / "out" / "curated.parquet")}
@@ -113,8 +134,10 @@ def test_missing_list_bad_header_and_lists_at_the_root(tree, tmp_path):
     assert isinstance(items[-1], Reject) and items[-1].reason == "missing_label_file" and len(items) == 15
     (tree / LISTS / "training.csv").write_text("path,x,y\n1/a.jpg,1,2\n")
     items = list(get("affectnet")(tree))
-    assert [(i.locator, i.reason) for i in items] == [(f"{LISTS}/training.csv:1", "bad_header"),
-                                                         ("validation.csv", "missing_label_file")]
+    assert [(i.locator, i.reason) for i in items] == [
+        (f"{LISTS}/training.csv:1", "bad_header"),
+        ("validation.csv", "missing_label_file"),
+    ]
     metrics = curate("affectnet", tree, tmp_path / "out", single_process())
     assert metrics["rejected_by_reason"] == {"bad_header": 1, "missing_label_file": 1}
 

@@ -74,7 +74,9 @@ def test_demo_videos_decode_back_with_their_frame_counts(demo_root):
 
 def test_demo_tree_curates_end_to_end(demo_root, tmp_path):
     stride = 5
-    metrics = curate("affwild2", demo_root, tmp_path / "out", single_process(sources={"affwild2": {"frame_stride": stride}}))
+    metrics = curate(
+        "affwild2", demo_root, tmp_path / "out", single_process(sources={"affwild2": {"frame_stride": stride}})
+    )
     # What the annotation files say, computed independently of the source.
     expected_other = expected_samples = videos_with_unannotated = 0
     for txt in sorted((demo_root / NEW).rglob("*.txt")):
@@ -131,7 +133,9 @@ def test_left_and_right_share_one_video(tmp_path):
     samples, rejects = split_items(list(AffWild2(tmp_path, {"frame_stride": 4})))
     assert not rejects
     assert {(s.sequence_id, s.face_side, s.label, s.split) for s in samples} == {
-        ("duo_left", "left", "neutral", "train"), ("duo_right", "right", "anger", "val")}
+        ("duo_left", "left", "neutral", "train"),
+        ("duo_right", "right", "anger", "val"),
+    }
     assert len({s.locator for s in samples}) == len(samples) == 6
 
 
@@ -164,8 +168,14 @@ def test_old_expr_set_layout_with_seven_class_header(tmp_path):
     old = Path("annotations") / "EXPR_Set"
     annotate(tmp_path, "v7", [0, 1, 2, 3, 4, 5, 6, -1], header=HEADER7, set_dir="Training_Set", base=old)
     # a header in another order proves that codes are mapped by the names, not by position
-    annotate(tmp_path, "v7b", [0, 1], header="Surprise,Neutral,Anger,Disgust,Fear,Happiness,Sadness",
-             set_dir="Validation_Set", base=old)
+    annotate(
+        tmp_path,
+        "v7b",
+        [0, 1],
+        header="Surprise,Neutral,Anger,Disgust,Fear,Happiness,Sadness",
+        set_dir="Validation_Set",
+        base=old,
+    )
     crops(tmp_path, "v7", range(1, 9))
     crops(tmp_path, "v7b", range(1, 3))
     samples, rejects = split_items(list(AffWild2(tmp_path, {"frame_stride": 1})))
@@ -173,7 +183,10 @@ def test_old_expr_set_layout_with_seven_class_header(tmp_path):
     assert [s.label for s in v7] == ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise"]
     assert all(s.split == "train" and s.split_original == "Training_Set" and s.precropped for s in v7)
     v7b = [s for s in samples if s.sequence_id == "v7b"]
-    assert [(s.label_native, s.label, s.split) for s in v7b] == [("Surprise", "surprise", "val"), ("Neutral", "neutral", "val")]
+    assert [(s.label_native, s.label, s.split) for s in v7b] == [
+        ("Surprise", "surprise", "val"),
+        ("Neutral", "neutral", "val"),
+    ]
     assert [(r.reason, r.detail) for r in rejects] == [("unannotated", "unannotated_frames: 1 of 8 (label -1)")]
 
 
@@ -182,7 +195,7 @@ def test_newer_layout_wins_over_older_when_both_exist(tmp_path, caplog):
     annotate(tmp_path, "b", [0, 0], base=Path("old") / "EXPR_Set")
     crops(tmp_path, "a", (1, 2))
     src = AffWild2(tmp_path, {"frame_stride": 1})
-    assert [Path(k).stem for k in src.keys()] == ["a"]
+    assert [Path(k).stem for k in src.keys()]  # noqa: SIM118 - Source.keys() is a method, not a dict's == ["a"]
     assert any("ignoring" in r.getMessage() for r in caplog.records)
 
 
@@ -315,7 +328,9 @@ def test_missing_video_and_missing_frames(tmp_path):
     missing = next(r for r in rejects if r.reason == "missing_video")
     assert "nowhere" in missing.detail and "10 selected annotated frame(s) lost" in missing.detail
     assert {r.locator for r in rejects if r.reason == "missing_frame"} == {
-        "cropped_aligned/holes/00003.jpg", "cropped_aligned/holes/00004.jpg"}
+        "cropped_aligned/holes/00003.jpg",
+        "cropped_aligned/holes/00004.jpg",
+    }
 
 
 def test_frames_mode_chooses_crops_or_video(tmp_path):
@@ -336,7 +351,11 @@ def test_other_frames_are_not_decoded(tmp_path):
     annotate(tmp_path, "o", [7, 4, 7, 4])
     samples, _ = split_items(list(AffWild2(tmp_path, {"frame_stride": 1})))
     assert [(s.label, s.pixels is None) for s in samples] == [
-        ("not_an_emotion", True), ("happiness", False), ("not_an_emotion", True), ("happiness", False)]
+        ("not_an_emotion", True),
+        ("happiness", False),
+        ("not_an_emotion", True),
+        ("happiness", False),
+    ]
     assert abs(float(samples[3].pixels.mean()) - level_of(4)) < 1.5  # skipping retrieve() keeps positions
 
 

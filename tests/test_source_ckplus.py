@@ -52,8 +52,14 @@ def test_real_ckplus_first_frames_neutral_peak_frames_labelled_and_landmarks_agr
     assert all(i.label == "neutral" and i.label_native == "0" for i in items if i.frame_index == 1)
     peaks = [i for i in items if i.frame_index != 1]
     assert len(peaks) == 61
-    assert Counter(i.label for i in peaks) == {"surprise": 16, "anger": 13, "happiness": 13, "disgust": 10,
-                                               "sadness": 5, "fear": 4}
+    assert Counter(i.label for i in peaks) == {
+        "surprise": 16,
+        "anger": 13,
+        "happiness": 13,
+        "disgust": 10,
+        "sadness": 5,
+        "fear": 4,
+    }
     assert len({i.subject_id for i in items}) == 20 and {"S005", "S032", "S053"} <= {i.subject_id for i in items}
     s032 = {i.frame_index: i for i in items if i.sequence_id == "S032/005"}
     assert sorted(s032) == [1, 16] and s032[16].label == "disgust" and s032[16].label_native == "3"

@@ -53,8 +53,14 @@ def same_items(a, b) -> bool:
             if x != y:
                 return False
             continue
-        if (x.locator, x.label, x.label_native, x.split, x.split_original, x.raw_sha256) != \
-                (y.locator, y.label, y.label_native, y.split, y.split_original, y.raw_sha256):
+        if (x.locator, x.label, x.label_native, x.split, x.split_original, x.raw_sha256) != (
+            y.locator,
+            y.label,
+            y.label_native,
+            y.split,
+            y.split_original,
+            y.raw_sha256,
+        ):
             return False
         if not np.array_equal(x.pixels, y.pixels):
             return False
@@ -66,24 +72,28 @@ def same_items(a, b) -> bool:
 
 def malformed_csv(root: Path) -> Path:
     """Every kind of broken row, each between valid ones; numbers in comments are lines."""
-    return write(root / "fer2013.csv", [
-        "emotion,pixels,Usage",                       # 1
-        f"0,{pixels(1)},Training",                    # 2 valid
-        "3,1 2 3",                                    # 3 truncated row (2 fields)
-        f"1,{pixels(2)},Training",                    # 4 valid
-        f"2,{pixels(3, PIXELS - 1)},Training",        # 5 2303 pixels
-        f"2,{pixels(4).replace('28 ', '12a ', 1)},Training",  # 6 non-numeric token
-        f"2,{pixels(5).replace(' 42 ', ' 256 ', 1)},PublicTest",  # 7 out of range
-        f"9,{pixels(6)},Training",                    # 8 label 9
-        f"x,{pixels(7)},Training",                    # 9 label "x"
-        "",                                           # 10 blank line
-        f"6,{pixels(8)},PrivateTest",                 # 11 valid
-        f",{pixels(9)},Training",                     # 12 empty label
-        f"4,{pixels(10)},Trainig",                    # 13 unknown Usage
-        f'5,"{pixels(11)}",PublicTest',               # 14 valid, quoted pixel field
-        f"2,{pixels(12)},Training,extra",             # 15 too many fields
-        "4,1 2 3 4",                                  # 16 last line, cut short, no newline
-    ], final_newline=False)
+    return write(
+        root / "fer2013.csv",
+        [
+            "emotion,pixels,Usage",  # 1
+            f"0,{pixels(1)},Training",  # 2 valid
+            "3,1 2 3",  # 3 truncated row (2 fields)
+            f"1,{pixels(2)},Training",  # 4 valid
+            f"2,{pixels(3, PIXELS - 1)},Training",  # 5 2303 pixels
+            f"2,{pixels(4).replace('28 ', '12a ', 1)},Training",  # 6 non-numeric token
+            f"2,{pixels(5).replace(' 42 ', ' 256 ', 1)},PublicTest",  # 7 out of range
+            f"9,{pixels(6)},Training",  # 8 label 9
+            f"x,{pixels(7)},Training",  # 9 label "x"
+            "",  # 10 blank line
+            f"6,{pixels(8)},PrivateTest",  # 11 valid
+            f",{pixels(9)},Training",  # 12 empty label
+            f"4,{pixels(10)},Trainig",  # 13 unknown Usage
+            f'5,"{pixels(11)}",PublicTest',  # 14 valid, quoted pixel field
+            f"2,{pixels(12)},Training,extra",  # 15 too many fields
+            "4,1 2 3 4",  # 16 last line, cut short, no newline
+        ],
+        final_newline=False,
+    )
 
 
 def test_every_malformed_row_is_rejected_with_its_reason_and_line(tmp_path):
@@ -109,8 +119,11 @@ def test_every_malformed_row_is_rejected_with_its_reason_and_line(tmp_path):
     samples = [i for i in items if isinstance(i, Sample)]
     assert [s.locator for s in samples] == ["fer2013.csv:2", "fer2013.csv:4", "fer2013.csv:11", "fer2013.csv:14"]
     assert [(s.label, s.split, s.split_original) for s in samples] == [
-        ("anger", "train", "Training"), ("disgust", "train", "Training"),
-        ("neutral", "test", "PrivateTest"), ("surprise", "val", "PublicTest")]
+        ("anger", "train", "Training"),
+        ("disgust", "train", "Training"),
+        ("neutral", "test", "PrivateTest"),
+        ("surprise", "val", "PublicTest"),
+    ]
     for s, seed in zip(samples, (1, 2, 8, 11)):
         assert s.pixels.dtype == np.uint8 and np.array_equal(s.pixels, image(seed))
         assert s.raw_sha256 == hashlib.sha256(pixels(seed).encode()).hexdigest()
@@ -118,21 +131,38 @@ def test_every_malformed_row_is_rejected_with_its_reason_and_line(tmp_path):
 
 
 def test_crlf_file_with_final_line_without_newline(tmp_path):
-    write(tmp_path / "fer2013.csv", ["emotion,pixels,Usage", f"3,{pixels(1)},Training", "", f"5,{pixels(2)},PublicTest",
-                                     f"6,{pixels(3)},PrivateTest"], newline="\r\n", final_newline=False)
+    write(
+        tmp_path / "fer2013.csv",
+        [
+            "emotion,pixels,Usage",
+            f"3,{pixels(1)},Training",
+            "",
+            f"5,{pixels(2)},PublicTest",
+            f"6,{pixels(3)},PrivateTest",
+        ],
+        newline="\r\n",
+        final_newline=False,
+    )
     items = list(get("fer2013")(tmp_path))
     assert [(i.locator, i.label, i.split) for i in items] == [
-        ("fer2013.csv:2", "happiness", "train"), ("fer2013.csv:4", "surprise", "val"), ("fer2013.csv:5", "neutral", "test")]
+        ("fer2013.csv:2", "happiness", "train"),
+        ("fer2013.csv:4", "surprise", "val"),
+        ("fer2013.csv:5", "neutral", "test"),
+    ]
     assert np.array_equal(items[2].pixels, image(3))  # no stray \r in the last value
     assert items[0].raw_sha256 == hashlib.sha256(pixels(1).encode()).hexdigest()
 
 
 def test_icml_header_with_leading_spaces_is_read_by_column_name(tmp_path):
-    write(tmp_path / "icml_face_data.csv", ["emotion, Usage, pixels", f"4,Training,{pixels(1)}", f"1,PrivateTest,{pixels(2)}",
-                                            f"7,Training,{pixels(3)}"])
+    write(
+        tmp_path / "icml_face_data.csv",
+        ["emotion, Usage, pixels", f"4,Training,{pixels(1)}", f"1,PrivateTest,{pixels(2)}", f"7,Training,{pixels(3)}"],
+    )
     items = list(get("fer2013")(tmp_path))
     assert [(i.locator, getattr(i, "label", None), getattr(i, "split_original", None)) for i in items[:2]] == [
-        ("icml_face_data.csv:2", "sadness", "Training"), ("icml_face_data.csv:3", "disgust", "PrivateTest")]
+        ("icml_face_data.csv:2", "sadness", "Training"),
+        ("icml_face_data.csv:3", "disgust", "PrivateTest"),
+    ]
     assert np.array_equal(items[1].pixels, image(2))
     assert reasons(items) == {"icml_face_data.csv:4": "unknown_label"}
 
@@ -142,8 +172,11 @@ def test_kaggle_train_and_test_csv(tmp_path):
     write(tmp_path / "test.csv", ["pixels", pixels(3), pixels(4, 100)])
     items = list(get("fer2013")(tmp_path))
     assert [(i.locator, getattr(i, "label", None), getattr(i, "split", None)) for i in items] == [
-        ("train.csv:2", "anger", "train"), ("train.csv:3", "happiness", "train"),
-        ("test.csv:2", None, "test"), ("test.csv:3", None, None)]
+        ("train.csv:2", "anger", "train"),
+        ("train.csv:3", "happiness", "train"),
+        ("test.csv:2", None, "test"),
+        ("test.csv:3", None, None),
+    ]
     assert items[2].label_native is None and np.array_equal(items[2].pixels, image(3))
     assert items[3].reason == "wrong_pixel_count"
 
@@ -180,13 +213,32 @@ def test_no_csv_and_no_folders_is_a_clear_error(tmp_path):
 
 
 def test_batch_path_agrees_with_the_exact_per_field_path():
-    fields = [pixels(1), pixels(2, PIXELS - 1), pixels(3, PIXELS + 1), pixels(4).replace(" ", "  \t", 5),
-              pixels(5).replace(" 35 ", " 999999 ", 1), pixels(6).replace(" 42 ", " -1 ", 1), " " + pixels(7) + " ", "",
-              pixels(8).replace(" 56 ", " 99999999999999999999 ", 1), pixels(9).replace(" 63 ", " 5.5 ", 1)]
+    fields = [
+        pixels(1),
+        pixels(2, PIXELS - 1),
+        pixels(3, PIXELS + 1),
+        pixels(4).replace(" ", "  \t", 5),
+        pixels(5).replace(" 35 ", " 999999 ", 1),
+        pixels(6).replace(" 42 ", " -1 ", 1),
+        " " + pixels(7) + " ",
+        "",
+        pixels(8).replace(" 56 ", " 99999999999999999999 ", 1),
+        pixels(9).replace(" 63 ", " 5.5 ", 1),
+    ]
     got = parse_pixel_batch([f.encode() for f in fields])
     kinds = [g[0] if isinstance(g, tuple) else "ok" for g in got]
-    assert kinds == ["ok", "wrong_pixel_count", "wrong_pixel_count", "ok", "pixel_out_of_range",
-                     "pixel_out_of_range", "ok", "wrong_pixel_count", "pixel_out_of_range", "non_numeric_pixel"]
+    assert kinds == [
+        "ok",
+        "wrong_pixel_count",
+        "wrong_pixel_count",
+        "ok",
+        "pixel_out_of_range",
+        "pixel_out_of_range",
+        "ok",
+        "wrong_pixel_count",
+        "pixel_out_of_range",
+        "non_numeric_pixel",
+    ]
     assert np.array_equal(got[3], image(4)) and np.array_equal(got[6], image(7))
     # Misaligned neighbours (one value short, the next one long) never pass as two images.
     pair = parse_pixel_batch([pixels(1, PIXELS - 1).encode(), (pixels(2) + " 7").encode()])
@@ -268,7 +320,8 @@ def test_folder_variant_keeps_the_origin_from_file_names(tmp_path):
     get("fer2013").write_demo(tmp_path, DemoFaces())
     (tmp_path / "images" / "train" / "contempt").mkdir()
     (tmp_path / "images" / "train" / "contempt" / "Training_1.jpg").write_bytes(
-        (tmp_path / "images" / "train" / "angry" / "Training_1000.jpg").read_bytes())
+        (tmp_path / "images" / "train" / "angry" / "Training_1000.jpg").read_bytes()
+    )
     src = get("fer2013")(tmp_path, {"layout": "folders"})
     assert src.layout == "folders"
     items = list(src)
@@ -276,9 +329,13 @@ def test_folder_variant_keeps_the_origin_from_file_names(tmp_path):
     samples = [i for i in items if isinstance(i, Sample)]
     assert len(samples) == 28 and all(s.precropped for s in samples)
     assert Counter((s.split, s.split_original) for s in samples) == {
-        ("train", "Training"): 14, ("test", "PublicTest"): 7, ("test", "PrivateTest"): 7}
-    assert Counter(s.label for s in samples) == {label: 4 for label in
-                                                 ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")}
+        ("train", "Training"): 14,
+        ("test", "PublicTest"): 7,
+        ("test", "PrivateTest"): 7,
+    }
+    assert Counter(s.label for s in samples) == {
+        label: 4 for label in ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+    }
     mapped = list(get("fer2013")(tmp_path, {"layout": "folders", "class_map": {"contempt": "contempt"}}))
     assert not reasons(mapped)
 
@@ -313,8 +370,10 @@ def test_demo_folder_variant_curates(tmp_path):
     assert metrics["read"] == 28 and metrics["curated"] == 28
     got = rows(tmp_path / "out" / "curated.parquet")
     assert Counter((r["split"], r["label"]) for r in got) == {
-        (split, label): n for split, n in (("train", 2), ("test", 2))
-        for label in ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")}
+        (split, label): n
+        for split, n in (("train", 2), ("test", 2))
+        for label in ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+    }
 
 
 # --- real data ---------------------------------------------------------------------------
@@ -348,7 +407,9 @@ def test_real_image_folders(tmp_path):
     assert all(isinstance(i, Sample) for i in items)
     classes = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
     assert Counter((i.split, i.label) for i in items) == {
-        **{("train", c): 40 for c in classes}, **{("test", c): 15 for c in classes}}
+        **{("train", c): 40 for c in classes},
+        **{("test", c): 15 for c in classes},
+    }
     assert Counter(i.split_original for i in items) == {"Training": 280, "PrivateTest": 105}
     # The parent folder works too: the images are found in its images/ subfolder.
     assert len(list(get("fer2013")(root.parent))) == 385

@@ -61,8 +61,12 @@ def same_items(a, b) -> bool:
         if isinstance(x, Reject):
             if x != y:
                 return False
-        elif (x.label, x.split, x.extra, x.raw_sha256) != (y.label, y.split, y.extra, y.raw_sha256) or \
-                not np.array_equal(x.pixels, y.pixels):
+        elif (x.label, x.split, x.extra, x.raw_sha256) != (
+            y.label,
+            y.split,
+            y.extra,
+            y.raw_sha256,
+        ) or not np.array_equal(x.pixels, y.pixels):
             return False
     return True
 
@@ -74,8 +78,12 @@ def test_majority_follows_fer_plus_rule():
     assert majority(votes(neutral=6, surprise=1, sadness=1, unknown=2)) == 0  # 6 of the 8 kept votes
     assert majority(votes(neutral=4, sadness=1, anger=3, disgust=2)) is None  # 4 of 9 kept: not above half
     assert majority(votes(happiness=5, surprise=5)) is None  # exactly half is not a majority
-    assert majority(votes(neutral=2, happiness=1, surprise=1, sadness=1, anger=1, disgust=1, fear=1, contempt=1,
-                          unknown=1)) == 0  # single votes are outliers: 2 of 2 kept votes
+    assert (
+        majority(
+            votes(neutral=2, happiness=1, surprise=1, sadness=1, anger=1, disgust=1, fear=1, contempt=1, unknown=1)
+        )
+        == 0
+    )  # single votes are outliers: 2 of 2 kept votes
     assert majority(votes(neutral=1, happiness=1, surprise=1)) is None  # nothing left after dropping single votes
     assert majority(votes(nf=10)) == 9
     assert majority(votes(contempt=6, anger=4)) == 7
@@ -101,23 +109,33 @@ def test_vote_distribution_is_over_the_canonical_order():
 
 def test_hand_made_rows_join_and_reject(tmp_path):
     write_pixels(tmp_path, ["Training"] * 10, bad_rows={7: f"3,{pixels(7, 2303)},Training"})
-    write_votes(tmp_path, [
-        f"Training,fer0000000.png,{vote_text(happiness=8, neutral=2)}",         # 0 happiness
-        f"Training,,{vote_text(nf=10)}",                                       # 1 not a face
-        f"Training,fer0000001.png,{vote_text(neutral=4, happiness=3, surprise=2, sadness=1)}",  # 2 plurality only
-        f"Training,fer0000002.png,{vote_text(unknown=6, neutral=4)}",          # 3 unknown wins
-        "Training,fer0000003.png,4,0,x,0,0,0,0,0,0,0",                         # 4 text in votes
-        "Training,fer0000004.png,4,0,0,0,0,0,0,0,0,0,0",                       # 5 11 vote fields
-        f"PublicTest,fer0000005.png,{vote_text(anger=9)}",                     # 6 Usage disagrees
-        f"Training,fer0000006.png,{vote_text(contempt=7, anger=3)}",           # 7 votes fine, pixels short
-        f"Training,fer0000007.png,{vote_text(surprise=10)}",                   # 8 surprise
-    ])                                                                         # 9: no vote row
+    write_votes(
+        tmp_path,
+        [
+            f"Training,fer0000000.png,{vote_text(happiness=8, neutral=2)}",  # 0 happiness
+            f"Training,,{vote_text(nf=10)}",  # 1 not a face
+            f"Training,fer0000001.png,{vote_text(neutral=4, happiness=3, surprise=2, sadness=1)}",  # 2 plurality only
+            f"Training,fer0000002.png,{vote_text(unknown=6, neutral=4)}",  # 3 unknown wins
+            "Training,fer0000003.png,4,0,x,0,0,0,0,0,0,0",  # 4 text in votes
+            "Training,fer0000004.png,4,0,0,0,0,0,0,0,0,0,0",  # 5 11 vote fields
+            f"PublicTest,fer0000005.png,{vote_text(anger=9)}",  # 6 Usage disagrees
+            f"Training,fer0000006.png,{vote_text(contempt=7, anger=3)}",  # 7 votes fine, pixels short
+            f"Training,fer0000007.png,{vote_text(surprise=10)}",  # 8 surprise
+        ],
+    )  # 9: no vote row
     items = list(get("ferplus")(tmp_path))
     assert outcome(items) == [
-        ("fer2013.csv:2", "happiness"), ("fer2013.csv:3", "not_a_face"), ("fer2013.csv:4", "no_majority"),
-        ("fer2013.csv:5", "not_an_emotion"), ("fer2013new.csv:6", "bad_votes"), ("fer2013new.csv:7", "bad_votes"),
-        ("fer2013.csv:8", "misaligned_rows"), ("fer2013.csv:9", "wrong_pixel_count"), ("fer2013.csv:10", "surprise"),
-        ("fer2013.csv:11", "missing_votes")]
+        ("fer2013.csv:2", "happiness"),
+        ("fer2013.csv:3", "not_a_face"),
+        ("fer2013.csv:4", "no_majority"),
+        ("fer2013.csv:5", "not_an_emotion"),
+        ("fer2013new.csv:6", "bad_votes"),
+        ("fer2013new.csv:7", "bad_votes"),
+        ("fer2013.csv:8", "misaligned_rows"),
+        ("fer2013.csv:9", "wrong_pixel_count"),
+        ("fer2013.csv:10", "surprise"),
+        ("fer2013.csv:11", "missing_votes"),
+    ]
     first = items[0]
     assert first.label_native == "happiness" and first.split == "train" and first.split_original == "Training"
     assert first.precropped and first.pixels.shape == (48, 48) and first.pixels[0, 1] == 1
@@ -129,12 +147,18 @@ def test_hand_made_rows_join_and_reject(tmp_path):
 
 def test_longer_vote_file_rejects_the_unmatched_rows(tmp_path):
     write_pixels(tmp_path, ["Training", "PublicTest"])
-    write_votes(tmp_path, [f"Training,fer0000000.png,{vote_text(fear=9, sadness=1)}",
-                           f"PublicTest,fer0000001.png,{vote_text(disgust=9, anger=1)}"] +
-                [f"PrivateTest,fer{i:07d}.png,{vote_text(neutral=10)}" for i in range(2, 7)])
+    write_votes(
+        tmp_path,
+        [
+            f"Training,fer0000000.png,{vote_text(fear=9, sadness=1)}",
+            f"PublicTest,fer0000001.png,{vote_text(disgust=9, anger=1)}",
+        ]
+        + [f"PrivateTest,fer{i:07d}.png,{vote_text(neutral=10)}" for i in range(2, 7)],
+    )
     items = list(get("ferplus")(tmp_path))
     assert outcome(items) == [("fer2013.csv:2", "fear"), ("fer2013.csv:3", "disgust")] + [
-        (f"fer2013new.csv:{n}", "missing_pixels") for n in range(4, 9)]
+        (f"fer2013new.csv:{n}", "missing_pixels") for n in range(4, 9)
+    ]
     assert items[1].split == "val"
     summary = list(get("ferplus")(tmp_path, {"unmatched_rows": "summary"}))
     assert outcome(summary)[2:] == [("fer2013new.csv:4", "missing_pixels")]
@@ -143,22 +167,33 @@ def test_longer_vote_file_rejects_the_unmatched_rows(tmp_path):
 
 def test_label_csv_votes_are_found_by_image_name(tmp_path):
     write_pixels(tmp_path, ["Training", "Training", "Training", "PublicTest"])
-    write_votes(tmp_path, [f"Training,fer0000000.png,{vote_text(neutral=10)}",
-                           f"Training,,{vote_text(nf=10)}",
-                           f"Training,fer0000002.png,{vote_text(neutral=10)}",
-                           f"PublicTest,fer0000003.png,{vote_text(neutral=10)}"])
+    write_votes(
+        tmp_path,
+        [
+            f"Training,fer0000000.png,{vote_text(neutral=10)}",
+            f"Training,,{vote_text(nf=10)}",
+            f"Training,fer0000002.png,{vote_text(neutral=10)}",
+            f"PublicTest,fer0000003.png,{vote_text(neutral=10)}",
+        ],
+    )
     train = tmp_path / "data" / "FER2013Train"
     train.mkdir(parents=True)
     # label.csv's votes differ from fer2013new.csv's (as in the real files): these are used.
-    (train / "label.csv").write_text(f'fer0000000.png,"(0, 0, 48, 48)",{vote_text(anger=8, neutral=2)}\n'
-                                     f'fer0000009.png,"(0, 0, 48, 48)",{vote_text(fear=10)}\n')
+    (train / "label.csv").write_text(
+        f'fer0000000.png,"(0, 0, 48, 48)",{vote_text(anger=8, neutral=2)}\n'
+        f'fer0000009.png,"(0, 0, 48, 48)",{vote_text(fear=10)}\n'
+    )
     valid = tmp_path / "data" / "FER2013Valid"
     valid.mkdir()
     (valid / "label.csv").write_text(f"fer0000003.png,{vote_text(happiness=7, sadness=3)}\n")  # no box column
     items = list(get("ferplus")(tmp_path, {"votes": "label_csv"}))
     assert outcome(items) == [
-        ("fer2013.csv:2", "anger"), ("fer2013.csv:3", "not_a_face"), ("fer2013.csv:4", "missing_votes"),
-        ("fer2013.csv:5", "happiness"), ("data/FER2013Train/label.csv:2", "missing_pixels")]
+        ("fer2013.csv:2", "anger"),
+        ("fer2013.csv:3", "not_a_face"),
+        ("fer2013.csv:4", "missing_votes"),
+        ("fer2013.csv:5", "happiness"),
+        ("data/FER2013Train/label.csv:2", "missing_pixels"),
+    ]
     assert items[0].extra["label_votes"] == [0.2, 0.8, 0, 0, 0, 0, 0, 0] and items[0].face_box is None
     assert items[3].split == "val"
     with pytest.raises(FileNotFoundError, match="label_csv"):
@@ -211,9 +246,14 @@ def test_png_layout_gives_the_labels_of_the_csv_join(tmp_path):
     samples = [i for i in png if isinstance(i, Sample)]
     assert len(samples) == len(joined) == 55
     for s in samples:
-        folder, name = s.locator.split("/")[1:]
+        _folder, name = s.locator.split("/")[1:]
         twin = by_row[name]
-        assert (s.label, s.split, s.split_original, s.extra) == (twin.label, twin.split, twin.split_original, twin.extra)
+        assert (s.label, s.split, s.split_original, s.extra) == (
+            twin.label,
+            twin.split,
+            twin.split_original,
+            twin.extra,
+        )
         assert s.path.endswith(s.locator) and s.precropped and s.face_box is None
         assert np.array_equal(np.asarray(Image.open(s.path)), twin.pixels)
     assert same_items(flatten(get("ferplus")(src.root), src.shards(7, 1)), png)
@@ -250,7 +290,9 @@ def test_sharded_iteration_equals_plain_iteration(tmp_path):
     text = (tmp_path / "fer2013new.csv").read_text().splitlines()
     # Blank lines in both files, and extra vote rows: records, not lines, are paired.
     text.insert(10, "")
-    (tmp_path / "fer2013new.csv").write_text("\n".join(text + [f"PrivateTest,fer9999999.png,{vote_text(fear=10)}"]) + "\n")
+    (tmp_path / "fer2013new.csv").write_text(
+        "\n".join(text + [f"PrivateTest,fer9999999.png,{vote_text(fear=10)}"]) + "\n"
+    )
     pix = (tmp_path / "fer2013.csv").read_text().splitlines()
     pix.insert(30, "  ")
     (tmp_path / "fer2013.csv").write_text("\n".join(pix) + "\n")
@@ -283,8 +325,12 @@ def test_demo_tree_curates_with_votes(tmp_path):
         expected = vote_distribution([float(v) for v in raw])
         assert r["label_votes"] == pytest.approx(expected) and sum(r["label_votes"]) == pytest.approx(1)
     assert len({r["label"] for r in got}) == 8
-    plural = curate("ferplus", root, tmp_path / "out2",
-                    single_process(labels={"target_set": "all8"}, sources={"ferplus": {"label_mode": "plurality"}}))
+    plural = curate(
+        "ferplus",
+        root,
+        tmp_path / "out2",
+        single_process(labels={"target_set": "all8"}, sources={"ferplus": {"label_mode": "plurality"}}),
+    )
     assert plural["curated"] == 56 and plural["rejected_by_reason"]["no_majority"] == 1
 
 
@@ -311,9 +357,14 @@ def test_real_sample_joins_the_slice_row_by_row(tmp_path):
     assert {i.reason for i in tail} == {"missing_pixels"} and tail[-1].locator == "fer2013new.csv:35888"
     assert [i.locator for i in head] == [f"fer2013.csv:{n}" for n in range(2, 33)]
     assert Counter(i.reason if isinstance(i, Reject) else "sample" for i in head) == {
-        "sample": 24, "no_majority": 5, "not_a_face": 2}
+        "sample": 24,
+        "no_majority": 5,
+        "not_a_face": 2,
+    }
     assert {i.locator for i in head if isinstance(i, Reject) and i.reason == "not_a_face"} == {
-        "fer2013.csv:19", "fer2013.csv:25"}  # data rows 17 and 23 have no image name
+        "fer2013.csv:19",
+        "fer2013.csv:25",
+    }  # data rows 17 and 23 have no image name
     for item, row in zip(head, real_vote_rows(root / "fer2013new.csv", 31)):
         if isinstance(item, Sample):  # the votes are the ones on the same data row
             counts = [float(v) for v in row[2:10]]
@@ -322,7 +373,13 @@ def test_real_sample_joins_the_slice_row_by_row(tmp_path):
             assert item.split == "train"
     assert (head[1].label, head[1].extra["label_votes"]) == ("neutral", [0.75, 0, 0, 0, 0, 0, 0.125, 0.125])
     assert Counter(i.label for i in head if isinstance(i, Sample)) == {
-        "neutral": 8, "happiness": 8, "surprise": 3, "anger": 3, "sadness": 1, "fear": 1}
+        "neutral": 8,
+        "happiness": 8,
+        "surprise": 3,
+        "anger": 3,
+        "sadness": 1,
+        "fear": 1,
+    }
     assert same_items(flatten(src, src.shards(4096, 4)), items)
 
 
@@ -344,8 +401,11 @@ def test_real_sample_with_label_csv_votes(tmp_path):
 
 
 def test_real_sample_curates(tmp_path):
-    params = single_process(labels={"target_set": "all8"}, run={"shard_size": 8192},
-                            sources={"ferplus": real_params(unmatched_rows="summary")})
+    params = single_process(
+        labels={"target_set": "all8"},
+        run={"shard_size": 8192},
+        sources={"ferplus": real_params(unmatched_rows="summary")},
+    )
     metrics = curate("ferplus", realdata("ferplus"), tmp_path / "out", params)
     assert metrics["curated"] == 24
     assert metrics["rejected_by_reason"] == {"missing_pixels": metrics["shards"], "no_majority": 5, "not_a_face": 2}

@@ -48,8 +48,14 @@ def test_demo_tree_curates_with_splits_subjects_and_clutter_rejected(demo_root, 
     assert all(r["subject_id"] for r in got)
     # folder names as written are kept natively, mapped through labels.folder_table
     assert {(r["label_native"], r["label"]) for r in got} <= {
-        ("angry", "anger"), ("disgust", "disgust"), ("fear", "fear"), ("happy", "happiness"),
-        ("sad", "sadness"), ("surprise", "surprise"), ("neutral", "neutral")}
+        ("angry", "anger"),
+        ("disgust", "disgust"),
+        ("fear", "fear"),
+        ("happy", "happiness"),
+        ("sad", "sadness"),
+        ("surprise", "surprise"),
+        ("neutral", "neutral"),
+    }
     rej = {r["locator"]: r for r in rows(tmp_path / "out" / "rejects.parquet")}
     assert "'confused'" in rej["train/confused/S001_confused_0100.png"]["detail"]
     assert rej["test/S002_loose_0101.png"]["reason"] == "unlabelled"

@@ -17,8 +17,15 @@ def test_real_jaffe_counts_per_expression_and_subject(tmp_path):
     metrics = curate("jaffe", root, tmp_path / "out", single_process(labels={"target_set": "all8"}))
     assert metrics["read"] == 67 and metrics["curated"] == 67 and metrics["rejected"] == 0
     got = rows(tmp_path / "out" / "curated.parquet")
-    assert Counter(r["label"] for r in got) == {"anger": 9, "disgust": 9, "fear": 10, "happiness": 11,
-                                                "neutral": 9, "sadness": 10, "surprise": 9}
+    assert Counter(r["label"] for r in got) == {
+        "anger": 9,
+        "disgust": 9,
+        "fear": 10,
+        "happiness": 11,
+        "neutral": 9,
+        "sadness": 10,
+        "surprise": 9,
+    }
     assert {r["subject_id"] for r in got} == {"KA", "KL", "KM"}
     assert all(r["width"] == r["height"] == 48 and len(r["image"]) == 48 * 48 for r in got)
 

@@ -56,8 +56,12 @@ def test_aligned_crops_are_used_whole(demo_tree, tmp_path):
     assert len(items) == 16 and all(isinstance(i, Sample) and i.precropped for i in items)
     assert Counter(i.split for i in items) == {"train": 10, "test": 6}
     first = items[0]
-    assert (first.locator, first.label_native, first.label, first.split_original) == \
-        ("Image/aligned/train_00001_aligned.jpg", "1", "surprise", "train")
+    assert (first.locator, first.label_native, first.label, first.split_original) == (
+        "Image/aligned/train_00001_aligned.jpg",
+        "1",
+        "surprise",
+        "train",
+    )
     metrics = curate("rafdb", demo_tree, tmp_path / "out", single_process())
     assert metrics["curated"] == 16 and metrics["unaligned"] == 0
     got = rows(tmp_path / "out" / "curated.parquet")
@@ -79,12 +83,12 @@ def test_original_photos_go_through_detection(demo_tree, tmp_path):
 def test_bad_lines_unknown_codes_missing_and_unreadable_images(tree, tmp_path):
     labels = tree / LABEL_FILE
     with labels.open("a") as fh:
-        fh.write("train_00011.jpg happy\n")    # line 17: text for a code
+        fh.write("train_00011.jpg happy\n")  # line 17: text for a code
         fh.write("train_00012.jpg 5 extra\n")  # line 18: three fields
-        fh.write("\n")                         # line 19: blank, skipped
-        fh.write("train_00013.jpg 9\n")        # line 20: unknown code
-        fh.write("train_00014.jpg 3\n")        # line 21: no such image
-        fh.write("train_00015.jpg 4")          # line 22: unreadable image, no final newline
+        fh.write("\n")  # line 19: blank, skipped
+        fh.write("train_00013.jpg 9\n")  # line 20: unknown code
+        fh.write("train_00014.jpg 3\n")  # line 21: no such image
+        fh.write("train_00015.jpg 4")  # line 22: unreadable image, no final newline
     (tree / "Image/aligned/train_00015_aligned.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     metrics = curate("rafdb", tree, tmp_path / "out", single_process(run={"shard_size": 5}))
     rej = {r["locator"]: r for r in rows(tmp_path / "out" / "rejects.parquet")}

@@ -24,16 +24,19 @@ def by_locator(items):
     return {i.locator: i for i in items}
 
 
-@pytest.mark.parametrize("stem, expected", [
-    ("m01_ag1", ("m01", "ag")),
-    ("F12_HG", ("F12", "hg")),
-    ("m01_x_pg02", ("m01", "pg")),
-    ("m01_ngh", ("m01", "ng")),
-    ("ag1", None),          # one token: no subject, so no file-name convention
-    ("m01_c1", None),       # contempt: no code in labels.TFEID_CODES, the folder decides
-    ("m01_happy", None),
-    ("_ag1", None),
-])
+@pytest.mark.parametrize(
+    "stem, expected",
+    [
+        ("m01_ag1", ("m01", "ag")),
+        ("F12_HG", ("F12", "hg")),
+        ("m01_x_pg02", ("m01", "pg")),
+        ("m01_ngh", ("m01", "ng")),
+        ("ag1", None),  # one token: no subject, so no file-name convention
+        ("m01_c1", None),  # contempt: no code in labels.TFEID_CODES, the folder decides
+        ("m01_happy", None),
+        ("_ag1", None),
+    ],
+)
 def test_parse_name(stem, expected):
     assert parse_name(stem) == expected
 

@@ -30,46 +30,84 @@ def _landmarks(cx: float = 128.0, cy: float = 128.0, spread: float = 40.0) -> li
 def curated_row(source: str, i: int, label: str = "anger", **over) -> dict:
     row = {name: None for name in schema.CURATED.names}
     row.update(
-        sample_id=f"{source}-{i:04d}", source=source, locator=f"img{i:04d}.png", label_native=label, label=label,
-        label_index=CLASSES.index(label) if label in CLASSES else None, image=bytes(48 * 48), width=48, height=48, aligned=True,
-        landmarks=_landmarks(24, 24, 10), landmarks_original=_landmarks(), bbox=[60, 60, 190, 190], detector="hog",
-        det_score=1.2, n_faces=1, face_size=130.0, eye_distance=50.0, roll_deg=2.0, yaw=0.1, sharpness=150.0,
-        brightness=120.0, contrast=40.0, orig_width=256, orig_height=256, raw_sha256="0" * 64, pipeline_version="test",
+        sample_id=f"{source}-{i:04d}",
+        source=source,
+        locator=f"img{i:04d}.png",
+        label_native=label,
+        label=label,
+        label_index=CLASSES.index(label) if label in CLASSES else None,
+        image=bytes(48 * 48),
+        width=48,
+        height=48,
+        aligned=True,
+        landmarks=_landmarks(24, 24, 10),
+        landmarks_original=_landmarks(),
+        bbox=[60, 60, 190, 190],
+        detector="hog",
+        det_score=1.2,
+        n_faces=1,
+        face_size=130.0,
+        eye_distance=50.0,
+        roll_deg=2.0,
+        yaw=0.1,
+        sharpness=150.0,
+        brightness=120.0,
+        contrast=40.0,
+        orig_width=256,
+        orig_height=256,
+        raw_sha256="0" * 64,
+        pipeline_version="test",
     )
     row.update(over)
     return row
 
 
-def write_table(folder: Path, source: str, curated: list[dict], rejects: list[tuple[str, str]], read: int | None = None) -> Path:
+def write_table(
+    folder: Path, source: str, curated: list[dict], rejects: list[tuple[str, str]], read: int | None = None
+) -> Path:
     """A `fer-data curate` output folder: curated + rejects parts and metrics.json."""
-    for name, rows, table_schema in (("curated.parquet", curated, schema.CURATED), ("rejects.parquet", [
-            {"source": source, "locator": loc, "reason": reason, "detail": "test"} for loc, reason in rejects], schema.REJECTS)):
+    for name, rows, table_schema in (
+        ("curated.parquet", curated, schema.CURATED),
+        (
+            "rejects.parquet",
+            [{"source": source, "locator": loc, "reason": reason, "detail": "test"} for loc, reason in rejects],
+            schema.REJECTS,
+        ),
+    ):
         (folder / name).mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=table_schema), folder / name / "part-00000.parquet")
     reasons: dict[str, int] = {}
     for _, reason in rejects:
         reasons[reason] = reasons.get(reason, 0) + 1
-    metrics = {"source": source, "read": len(curated) + len(rejects) if read is None else read, "curated": len(curated),
-               "rejected": len(rejects), "rejected_by_reason": reasons, "unaligned": 0}
+    metrics = {
+        "source": source,
+        "read": len(curated) + len(rejects) if read is None else read,
+        "curated": len(curated),
+        "rejected": len(rejects),
+        "rejected_by_reason": reasons,
+        "unaligned": 0,
+    }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
 
 
 def good_table(folder: Path, source: str = "good") -> Path:
     rows = [curated_row(source, i, CLASSES[i % 7]) for i in range(21)]
-    return write_table(folder, source, rows, [("broken.png", "unreadable_image"), ("x.png", "label_outside_target_set")])
+    return write_table(
+        folder, source, rows, [("broken.png", "unreadable_image"), ("x.png", "label_outside_target_set")]
+    )
 
 
 def bad_table(folder: Path) -> Path:
     s = "bad"
     rows = [curated_row(s, i, CLASSES[i % 7]) for i in range(10)]
     rows += [
-        curated_row(s, 1, locator="copy.png"),                   # duplicate sample_id
-        curated_row(s, 11, "contempt", label_index=None),        # outside the target set
-        curated_row(s, 12, image=bytes(47 * 48)),                # wrong byte length
+        curated_row(s, 1, locator="copy.png"),  # duplicate sample_id
+        curated_row(s, 11, "contempt", label_index=None),  # outside the target set
+        curated_row(s, 12, image=bytes(47 * 48)),  # wrong byte length
         curated_row(s, 13, landmarks_original=_landmarks(400)),  # landmarks off the frame
-        curated_row(s, 14, brightness=300.0),                    # impossible grey level
-        curated_row(s, 15, "happiness", label_index=0),          # index of another class
+        curated_row(s, 14, brightness=300.0),  # impossible grey level
+        curated_row(s, 15, "happiness", label_index=0),  # index of another class
     ]
     rejects = [(f"r{i}.png", "no_face") for i in range(12)] + [("odd.png", "Bad Reason!")]
     return write_table(folder, s, rows, rejects, read=40)  # 29 rows are present, metrics claim 40
@@ -82,7 +120,9 @@ def failed_run(tmp_path_factory):
     good, bad = good_table(tmp / "curated" / "good"), bad_table(tmp / "curated" / "bad")
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump({"sources": {"good": {}, "bad": {}}}))
-    res = CliRunner().invoke(main, ["validate", str(good), str(bad), "--params", str(params), "--report", str(tmp / "report")])
+    res = CliRunner().invoke(
+        main, ["validate", str(good), str(bad), "--params", str(params), "--report", str(tmp / "report")]
+    )
     return tmp, res
 
 
@@ -114,7 +154,9 @@ def test_failure_message_and_reports_name_the_failures(failed_run):
     assert "bad.curated: expect_column_values_to_be_unique(sample_id) 2 unexpected" in res.output
     summary = json.loads((report / "summary.json").read_text())
     assert not summary["success"] and summary["sources"]["good"]["success"]
-    assert summary["sources"]["good"]["reject_rate"] == pytest.approx(1 / 22, abs=1e-4)  # the policy reject is not counted
+    assert summary["sources"]["good"]["reject_rate"] == pytest.approx(
+        1 / 22, abs=1e-4
+    )  # the policy reject is not counted
     assert summary["sources"]["bad"]["face_found_rate"] == pytest.approx(16 / 28, abs=1e-4)
     assert summary["sources"]["good"]["class_share"] == {c: pytest.approx(3 / 21, abs=1e-4) for c in CLASSES}
     index = (report / "index.html").read_text()
@@ -130,8 +172,20 @@ def test_failure_message_and_reports_name_the_failures(failed_run):
 def test_manifest_refuses_unvalidated_tables(failed_run):
     tmp, _ = failed_run
     params = tmp / "params.yaml"
-    res = CliRunner().invoke(main, ["manifest", "--params", str(params), "--curated-root", str(tmp / "curated"),
-                                    "--report", str(tmp / "report"), "--out", str(tmp / "manifest.json")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "manifest",
+            "--params",
+            str(params),
+            "--curated-root",
+            str(tmp / "curated"),
+            "--report",
+            str(tmp / "report"),
+            "--out",
+            str(tmp / "manifest.json"),
+        ],
+    )
     assert res.exit_code == 1 and "failed validation: bad" in res.output
     assert not (tmp / "manifest.json").exists()
 
@@ -140,12 +194,16 @@ def test_outcome_rates_leave_policy_rejects_out(tmp_path):
     curated = pd.DataFrame([{"source": "s", "locator": f"c{i}"} for i in range(6)])
     rejects_dir = tmp_path / "rejects.parquet"
     rejects_dir.mkdir()
-    rows = [{"source": "s", "locator": f"r{i}", "reason": r, "detail": ""} for i, r in
-            enumerate(["no_face", "landmark_check_failed", "not_an_emotion", "unreadable_image"])]
+    rows = [
+        {"source": "s", "locator": f"r{i}", "reason": r, "detail": ""}
+        for i, r in enumerate(["no_face", "landmark_check_failed", "not_an_emotion", "unreadable_image"])
+    ]
     pq.write_table(pa.Table.from_pylist(rows, schema=schema.REJECTS), rejects_dir / "part-00000.parquet")
     frame = gxv.outcomes_frame(rejects_dir, curated, ["not_an_emotion"], ["unreadable_image"])
     assert frame["data_reject"].astype("Float64").mean() == pytest.approx(3 / 9)  # 3 of the 9 non-policy inputs
-    assert frame["face_found"].astype("Float64").mean() == pytest.approx(7 / 8)   # 6 curated + 1 fit failure of 8 searched
+    assert frame["face_found"].astype("Float64").mean() == pytest.approx(
+        7 / 8
+    )  # 6 curated + 1 fit failure of 8 searched
     assert frame["reason_unreadable_image"].sum() == 1
 
 
@@ -157,7 +215,13 @@ def test_landmark_extent_handles_missing_fits():
 
 
 def test_settings_apply_source_overrides():
-    raw = {"validation": {"max_reject_rate": 0.1, "ranges": {"contrast": None}, "sources": {"ckplus": {"max_reject_rate": 0.5}}}}
+    raw = {
+        "validation": {
+            "max_reject_rate": 0.1,
+            "ranges": {"contrast": None},
+            "sources": {"ckplus": {"max_reject_rate": 0.5}},
+        }
+    }
     assert gxv.settings(raw, "jaffe")["max_reject_rate"] == 0.1
     assert gxv.settings(raw, "ckplus")["max_reject_rate"] == 0.5
     assert gxv.settings(raw, "jaffe")["ranges"]["contrast"] is None  # a range can be switched off

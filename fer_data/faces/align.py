@@ -63,6 +63,8 @@ def _crop_to_output(grey: np.ndarray, m: np.ndarray, size: int, margin: float) -
     return grey[y0:y1, x0:x1], m @ shift
 
 
-def eye_targets(size: int, eye_left: tuple[float, float], eye_right: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def eye_targets(
+    size: int, eye_left: tuple[float, float], eye_right: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Target eye centres in pixel coordinates of a size x size output."""
     return np.array(eye_left) * size, np.array(eye_right) * size

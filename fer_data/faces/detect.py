@@ -103,8 +103,10 @@ def _unscale(box: tuple[int, int, int, int], scale: float, shape: tuple[int, ...
     h, w = shape[:2]
     l, t, r, b = (v / scale for v in box)
     return (
-        int(max(0, math.floor(l))), int(max(0, math.floor(t))),
-        int(min(w - 1, math.ceil(r))), int(min(h - 1, math.ceil(b))),
+        int(max(0, math.floor(l))),
+        int(max(0, math.floor(t))),
+        int(min(w - 1, math.ceil(r))),
+        int(min(h - 1, math.ceil(b))),
     )
 
 

@@ -109,8 +109,15 @@ def read_dlib(path: str | Path) -> Model:
     delta = [r.floats(2 * (k := r.int())).reshape(k, 2) for _ in range(r.int())]
     if r.pos != len(r.data):
         raise ValueError(f"{path}: {len(r.data) - r.pos} bytes left after the model")
-    return Model(initial.astype(np.float32), np.array(anchor, np.int64), np.stack(delta),
-                 np.array(idx1, np.int64), np.array(idx2, np.int64), np.array(thresh, np.float32), np.stack(leaves))
+    return Model(
+        initial.astype(np.float32),
+        np.array(anchor, np.int64),
+        np.stack(delta),
+        np.array(idx1, np.int64),
+        np.array(idx2, np.int64),
+        np.array(thresh, np.float32),
+        np.stack(leaves),
+    )
 
 
 def cache_dir() -> Path:
@@ -157,22 +164,40 @@ def default_model() -> Model:
 CHUNK = 256
 
 
-def predict(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model | None = None) -> np.ndarray:
+def predict(
+    images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model | None = None
+) -> np.ndarray:
     """(N, K, 2) landmarks of the face in each box (left, top, right, bottom) of each grey uint8 image."""
     model = model or default_model()
     if len(images) == 0:
         return np.zeros((0, len(model.initial), 2), np.float64)
-    return np.concatenate([_predict_chunk(images[i : i + CHUNK], boxes[i : i + CHUNK], model)
-                           for i in range(0, len(images), CHUNK)])
+    return np.concatenate(
+        [_predict_chunk(images[i : i + CHUNK], boxes[i : i + CHUNK], model) for i in range(0, len(images), CHUNK)]
+    )
 
 
-def _predict_chunk(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model) -> np.ndarray:
+def _predict_chunk(
+    images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], model: Model
+) -> np.ndarray:
     flat, offsets, widths, heights = _pack(images)
     box = np.asarray(boxes, np.float64).reshape(len(images), 4)
     origin = np.ascontiguousarray(box[:, :2])
     extent = np.ascontiguousarray(box[:, 2:] - box[:, :2])  # right - left, bottom - top, as dlib's mapping
-    shape = _evaluate(flat, offsets, widths, heights, origin, extent, model.initial, model.anchor, model.delta,
-                      model.idx1, model.idx2, model.thresh, model.leaves)
+    shape = _evaluate(
+        flat,
+        offsets,
+        widths,
+        heights,
+        origin,
+        extent,
+        model.initial,
+        model.anchor,
+        model.delta,
+        model.idx1,
+        model.idx2,
+        model.thresh,
+        model.leaves,
+    )
     return origin[:, None, :] + shape.astype(np.float64) * extent[:, None, :]
 
 
@@ -212,8 +237,20 @@ def _evaluate(flat, offsets, widths, heights, origin, extent, initial, anchor, d
         centre[1] += initial[j, 1] / k
     for c in range(cascades):
         for f in range(n):
-            _feature_pixels(flat, offsets[f], widths[f], heights[f], origin[f], extent[f], initial, centre,
-                            shape[f], anchor[c], delta[c], feats[f])
+            _feature_pixels(
+                flat,
+                offsets[f],
+                widths[f],
+                heights[f],
+                origin[f],
+                extent[f],
+                initial,
+                centre,
+                shape[f],
+                anchor[c],
+                delta[c],
+                feats[f],
+            )
         # Tree by tree over all faces: a tree's 16 leaf vectors stay in L1 while every face adds
         # one of them (face by face, each face would pull 500 scattered rows from L3 a cascade).
         # The walk is branch-free and runs for all faces before the adds (0.25 vs 0.36 ms a face).

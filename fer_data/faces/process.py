@@ -81,9 +81,11 @@ def _locate(sample: Sample, params: Params) -> _Found | Reject:
         return Reject(sample.source, sample.locator, "unreadable_image", str(exc))
     found = _face(sample, grey, params)
     if isinstance(found, str):
-        details = {"no_face": f"no face found in {grey.shape[1]}x{grey.shape[0]} image",
-                   "no_face_on_side": f"no face on the {sample.face_side} half of the frame (the annotated person)",
-                   "bad_face_box": "dataset face box is empty"}
+        details = {
+            "no_face": f"no face found in {grey.shape[1]}x{grey.shape[0]} image",
+            "no_face_on_side": f"no face on the {sample.face_side} half of the frame (the annotated person)",
+            "bad_face_box": "dataset face box is empty",
+        }
         return Reject(sample.source, sample.locator, found, details[found])
     return _Found(grey, digest, *found)
 
@@ -104,8 +106,11 @@ def fit_landmarks(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, 
     uprights, upright_boxes = [], []
     for i, m in redo:
         grey, box = images[i], boxes[i]
-        uprights.append(cv2.warpAffine(grey, m, (grey.shape[1], grey.shape[0]), flags=cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE))
+        uprights.append(
+            cv2.warpAffine(
+                grey, m, (grey.shape[1], grey.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+        )
         cx, cy = align.transform_points(m, np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
         hw, hh = (box[2] - box[0]) / 2, (box[3] - box[1]) / 2
         upright_boxes.append((round(cx - hw), round(cy - hh), round(cx + hw), round(cy + hh)))
@@ -121,8 +126,9 @@ BATCH_FACES = 256
 BATCH_PIXELS = 32_000_000
 
 
-def process_stream(items: Iterable[Sample | Reject], params: Params, batch_faces: int = BATCH_FACES,
-                   batch_pixels: int = BATCH_PIXELS) -> Iterator[dict | Reject]:
+def process_stream(
+    items: Iterable[Sample | Reject], params: Params, batch_faces: int = BATCH_FACES, batch_pixels: int = BATCH_PIXELS
+) -> Iterator[dict | Reject]:
     """Curate items lazily and in order: a row or a Reject each (Rejects given in pass through).
 
     Decoding and detection run image by image as items arrive; the landmark fit, the costly
@@ -161,8 +167,9 @@ def process(sample: Sample, params: Params) -> dict | Reject:
 
 def _finish(sample: Sample, f: _Found, points: np.ndarray, params: Params) -> dict | Reject:
     fp = params.faces
-    problem = quality.landmark_problem(points, f.det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio,
-                                       fp.max_roll_deg, fp.max_shape_residual)
+    problem = quality.landmark_problem(
+        points, f.det.box, fp.min_eye_distance_ratio, fp.max_eye_distance_ratio, fp.max_roll_deg, fp.max_shape_residual
+    )
     if problem is None:
         return _aligned_row(sample, f.grey, f.digest, f.det, f.n_faces, f.detector, points, params)
     if sample.precropped and fp.precropped_fallback == "keep_unaligned":
@@ -207,8 +214,15 @@ def _unaligned_row(sample, grey, digest, det, n_faces, detector, params: Params)
     ap = params.align
     large = fit(ap.extra_size) if ap.extra_size else None
     row = _base_row(sample, grey, digest, det, n_faces, detector, fit(ap.size), large, params)
-    row.update(aligned=False, landmarks=None, landmarks_original=None, eye_distance=None, roll_deg=None, yaw=None,
-               provided_landmarks_nme=None)
+    row.update(
+        aligned=False,
+        landmarks=None,
+        landmarks_original=None,
+        eye_distance=None,
+        roll_deg=None,
+        yaw=None,
+        provided_landmarks_nme=None,
+    )
     return row
 
 

@@ -69,8 +69,14 @@ def _reference_complex() -> tuple[np.ndarray, float]:
     return b[:, 0] + 1j * b[:, 1], float(np.hypot(*(right - left)))
 
 
-def landmark_problem(points: np.ndarray, box: tuple[int, int, int, int], min_ratio: float, max_ratio: float,
-                     max_roll: float, max_residual: float = 0.22) -> str | None:
+def landmark_problem(
+    points: np.ndarray,
+    box: tuple[int, int, int, int],
+    min_ratio: float,
+    max_ratio: float,
+    max_roll: float,
+    max_residual: float = 0.22,
+) -> str | None:
     """Why a landmark fit is implausible (None when it looks like a face).
 
     The predictor always returns 68 points, even on a blurry 48x48 crop or a false

@@ -46,8 +46,17 @@ from fer_data.sources.base import Reject, Sample, Source, relative_locator
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks",
-           "expression", "valence", "arousal")
+COLUMNS = (
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+)
 BOX_COLUMNS = ("face_x", "face_y", "face_width", "face_height")
 #: What AffectNet's non-emotion codes mean, for reject details (their label is NOT_AN_EMOTION).
 NON_EMOTION_MEANING = {
@@ -103,8 +112,15 @@ class AffectNet(Source):
         size = max(1, min(max_items, -(-total // max(1, min_shards))))
         for locator, split, offsets in found:
             for i in range(0, len(offsets), size):
-                out.append({"list": locator, "split": split, "offset": offsets[i], "line": i + 2,
-                            "count": min(size, len(offsets) - i)})
+                out.append(
+                    {
+                        "list": locator,
+                        "split": split,
+                        "offset": offsets[i],
+                        "line": i + 2,
+                        "count": min(size, len(offsets) - i),
+                    }
+                )
         return out or [{}]
 
     def __iter__(self) -> Iterator[Sample | Reject]:
@@ -126,7 +142,9 @@ class AffectNet(Source):
             return self.reject(name, "missing_label_file", f"no {where} under the dataset root")
         return self.reject(f"{name}:1", "bad_header", problem)
 
-    def _rows(self, list_loc: str, split: str, offset: int | None, line: int, count: int | None) -> Iterator[Sample | Reject]:
+    def _rows(
+        self, list_loc: str, split: str, offset: int | None, line: int, count: int | None
+    ) -> Iterator[Sample | Reject]:
         """Rows of one list from byte `offset` (None: after the header), numbered from `line`."""
         path = self.root / list_loc
         header = read_header(path)
@@ -176,8 +194,14 @@ class AffectNet(Source):
         if not (self.root / image).is_file():
             return self.reject(locator, "missing_image", f"{image.as_posix()} is named by the list but not found")
         return Sample(
-            source=self.name, locator=locator, label_native=str(code), label=label, split=split,
-            split_original=list_name, path=str(self.root / image), face_box=(x, y, x + w - 1, y + h - 1),
+            source=self.name,
+            locator=locator,
+            label_native=str(code),
+            label=label,
+            split=split,
+            split_original=list_name,
+            path=str(self.root / image),
+            face_box=(x, y, x + w - 1, y + h - 1),
             provided_landmarks=self._landmarks(locator, rec["facial_landmarks"]),
             extra={"valence": valence, "arousal": arousal},
         )

@@ -146,7 +146,7 @@ class Piece:
     end: int | None = None  # None = to the last line (the whole file when start is 1)
 
     @classmethod
-    def parse(cls, key: str) -> "Piece":
+    def parse(cls, key: str) -> Piece:
         m = RANGE.match(key)
         return cls(m["rel"], int(m["start"]), int(m["end"])) if m else cls(key)
 
@@ -196,8 +196,10 @@ class AffWild2(KeyedSource):
         wanted = list(self.params["annotation_dirs"])
         found = sorted(self._find_dirs(set(wanted)), key=lambda d: (_rank(d, self.root, wanted), len(d.parts), str(d)))
         if not found:
-            raise FileNotFoundError(f"affwild2: no annotation folder named {' or '.join(wanted)} within "
-                                    f"{self.params['search_depth']} levels of {self.root}")
+            raise FileNotFoundError(
+                f"affwild2: no annotation folder named {' or '.join(wanted)} within "
+                f"{self.params['search_depth']} levels of {self.root}"
+            )
         for other in found[1:]:
             log.warning("affwild2: using annotations in %s; ignoring %s", found[0], other)
         return found[0]
@@ -222,7 +224,9 @@ class AffWild2(KeyedSource):
         files = [p for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")]
         other = [p for p in files if p.suffix.lower() != ".txt"]
         if other:
-            log.debug("affwild2: skipped %d non-.txt file(s) in %s: %s", len(other), base, ", ".join(p.name for p in other))
+            log.debug(
+                "affwild2: skipped %d non-.txt file(s) in %s: %s", len(other), base, ", ".join(p.name for p in other)
+            )
         yield from sorted(p.relative_to(self.root).as_posix() for p in files if p.suffix.lower() == ".txt")
 
     def read_annotation(self, rel: str) -> Annotation | Reject:
@@ -299,7 +303,11 @@ class AffWild2(KeyedSource):
             return
         video = self.video_file(ann.video)
         if video is None:
-            yield self.reject(piece.key, "missing_video", f"{self._missing(ann.video)}: {len(frames)} selected annotated frame(s) lost")
+            yield self.reject(
+                piece.key,
+                "missing_video",
+                f"{self._missing(ann.video)}: {len(frames)} selected annotated frame(s) lost",
+            )
             return
         yield from self._video_items(ann, piece, video[0], video[1], frames)
 
@@ -309,20 +317,34 @@ class AffWild2(KeyedSource):
             yield self.reject(f"{ann.rel}:{line}", "bad_annotation", f"frame {line - 1}: {why}")
         if len(bad) > MAX_LINE_REJECTS:
             rest = bad[MAX_LINE_REJECTS:]
-            yield self.reject(f"{ann.rel}:{rest[0][0]}", "bad_annotation",
-                              f"{len(rest)} more malformed line(s), lines {rest[0][0]}-{rest[-1][0]}")
+            yield self.reject(
+                f"{ann.rel}:{rest[0][0]}",
+                "bad_annotation",
+                f"{len(rest)} more malformed line(s), lines {rest[0][0]}-{rest[-1][0]}",
+            )
 
     def _sample(self, ann: Annotation, frame: int, locator: str) -> Sample | Reject:
         """The labelled sample of one frame (no pixels yet), or an unknown_label reject."""
         native = ann.classes[ann.codes[frame - 1]]
         label = CLASS_NAMES.get(native.lower())
         if label is None:
-            return self.reject(locator, "unknown_label", f"class {native!r} from the header of {ann.rel} is not an "
-                               f"Aff-Wild2 class ({', '.join(labels.AFFWILD2)})")
+            return self.reject(
+                locator,
+                "unknown_label",
+                f"class {native!r} from the header of {ann.rel} is not an "
+                f"Aff-Wild2 class ({', '.join(labels.AFFWILD2)})",
+            )
         split = self.params["set_splits"].get(ann.set_dir) if ann.set_dir else None
         return Sample(
-            source=self.name, locator=locator, label_native=native, label=label, split=split,
-            split_original=ann.set_dir, subject_id=ann.video, sequence_id=ann.video, frame_index=frame,
+            source=self.name,
+            locator=locator,
+            label_native=native,
+            label=label,
+            split=split,
+            split_original=ann.set_dir,
+            subject_id=ann.video,
+            sequence_id=ann.video,
+            frame_index=frame,
             expected_face_fraction=float(self.params["expected_face_fraction"]),
         )
 
@@ -332,8 +354,11 @@ class AffWild2(KeyedSource):
             path = crops / name.format(n)
             locator = path.relative_to(self.root).as_posix()
             if not path.is_file():
-                yield self.reject(locator, "missing_frame", f"annotated frame {n} of {ann.video} has no crop "
-                                  f"(the crops omit frames where no face was found)")
+                yield self.reject(
+                    locator,
+                    "missing_frame",
+                    f"annotated frame {n} of {ann.video} has no crop (the crops omit frames where no face was found)",
+                )
                 continue
             item = self._sample(ann, n, locator)
             if isinstance(item, Sample):
@@ -342,18 +367,24 @@ class AffWild2(KeyedSource):
         if piece.is_last(ann.frames):
             beyond = [n for n in _frame_numbers(crops) if n > ann.frames]
             if beyond:
-                yield self.reject(piece.key, "annotation_shorter_than_video",
-                                  f"{len(beyond)} crop(s) numbered {min(beyond)}-{max(beyond)} lie beyond the "
-                                  f"annotation's {ann.frames} frame lines")
+                yield self.reject(
+                    piece.key,
+                    "annotation_shorter_than_video",
+                    f"{len(beyond)} crop(s) numbered {min(beyond)}-{max(beyond)} lie beyond the "
+                    f"annotation's {ann.frames} frame lines",
+                )
 
-    def _video_items(self, ann: Annotation, piece: Piece, path: Path, side: str | None,
-                     frames: list[int]) -> Iterator[Sample | Reject]:
+    def _video_items(
+        self, ann: Annotation, piece: Piece, path: Path, side: str | None, frames: list[int]
+    ) -> Iterator[Sample | Reject]:
         """Stream the selected frames of a video: grab() up to each, retrieve only what is used."""
         rel = path.relative_to(self.root).as_posix()
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(self.params["decode_threads"])])
         try:
             if not cap.isOpened():
-                yield self.reject(piece.key, "broken_video", f"OpenCV cannot open {rel}: {len(frames)} selected frame(s) lost")
+                yield self.reject(
+                    piece.key, "broken_video", f"OpenCV cannot open {rel}: {len(frames)} selected frame(s) lost"
+                )
                 return
             declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             decoded = 0  # frames consumed so far; the next one is frame decoded+1
@@ -381,24 +412,37 @@ class AffWild2(KeyedSource):
     def _video_end(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int, lost: int) -> Reject:
         """The video stopped before a selected frame: broken, or shorter than the annotation."""
         if declared > decoded:
-            return self.reject(piece.key, "broken_video", f"decoding {rel} stopped after frame {decoded} of {declared}: "
-                               f"{lost} selected frame(s) lost, the {decoded} before the break are kept")
-        return self.reject(piece.key, "annotation_longer_than_video",
-                           f"{rel} has {decoded} frames, the annotation {ann.frames} frame lines: "
-                           f"{lost} selected annotated frame(s) have no video frame")
+            return self.reject(
+                piece.key,
+                "broken_video",
+                f"decoding {rel} stopped after frame {decoded} of {declared}: "
+                f"{lost} selected frame(s) lost, the {decoded} before the break are kept",
+            )
+        return self.reject(
+            piece.key,
+            "annotation_longer_than_video",
+            f"{rel} has {decoded} frames, the annotation {ann.frames} frame lines: "
+            f"{lost} selected annotated frame(s) have no video frame",
+        )
 
     def _length_check(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int) -> Reject | None:
         """Frame-count mismatches the selected frames did not run into (container's count)."""
         if not piece.is_last(ann.frames) or declared <= 0:
             return None
         if declared > ann.frames:
-            return self.reject(piece.key, "annotation_shorter_than_video",
-                               f"{rel} has {declared} frames, the annotation {ann.frames} frame lines: frames "
-                               f"{ann.frames + 1}-{declared} ({declared - ann.frames}) are not annotated")
+            return self.reject(
+                piece.key,
+                "annotation_shorter_than_video",
+                f"{rel} has {declared} frames, the annotation {ann.frames} frame lines: frames "
+                f"{ann.frames + 1}-{declared} ({declared - ann.frames}) are not annotated",
+            )
         if declared < ann.frames and decoded <= declared:
-            return self.reject(piece.key, "annotation_longer_than_video",
-                               f"{rel} has {declared} frames, the annotation {ann.frames} frame lines "
-                               f"(no selected frame lay beyond the video's end)")
+            return self.reject(
+                piece.key,
+                "annotation_longer_than_video",
+                f"{rel} has {declared} frames, the annotation {ann.frames} frame lines "
+                f"(no selected frame lay beyond the video's end)",
+            )
         return None
 
     # --- sharding ------------------------------------------------------------------------
@@ -504,8 +548,14 @@ def write_annotation(path: Path, header: str, codes: list[int]) -> None:
     path.write_text(header + "\n" + "".join(f"{c}\n" for c in codes))
 
 
-def write_video(path: Path, fourcc: str, faces: DemoFaces, n_frames: int,
-                 people: list[tuple[int, float, float, int]], size: tuple[int, int] = (320, 240)) -> None:
+def write_video(
+    path: Path,
+    fourcc: str,
+    faces: DemoFaces,
+    n_frames: int,
+    people: list[tuple[int, float, float, int]],
+    size: tuple[int, int] = (320, 240),
+) -> None:
     """A short video of real faces drifting a few pixels a frame (OpenCV's built-in encoders:
     mp4v in .mp4 and MJPG in .avi decode back with the pip opencv wheels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -515,7 +565,9 @@ def write_video(path: Path, fourcc: str, faces: DemoFaces, n_frames: int,
     try:
         for t in range(n_frames):
             phase = 2 * math.pi * t / n_frames
-            placed = [(i, x + 10 * math.sin(phase + k), y + 4 * math.cos(phase), px) for k, (i, x, y, px) in enumerate(people)]
+            placed = [
+                (i, x + 10 * math.sin(phase + k), y + 4 * math.cos(phase), px) for k, (i, x, y, px) in enumerate(people)
+            ]
             writer.write(cv2.cvtColor(faces.compose(size[0], size[1], placed), cv2.COLOR_GRAY2BGR))
     finally:
         writer.release()

@@ -106,7 +106,7 @@ class Source(ABC):
         return Reject(self.name, locator, reason, detail)
 
     @classmethod
-    def write_demo(cls, out_dir: Path, faces: "DemoFaces") -> None:  # noqa: F821 (fer_data.demo)
+    def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:  # noqa: F821 (fer_data.demo)
         """Write a small raw tree in this source's native layout (see fer_data.demo)."""
         raise NotImplementedError(f"{cls.name} has no demo tree")
 

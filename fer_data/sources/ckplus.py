@@ -162,8 +162,11 @@ class CKPlus(KeyedSource):
         label = self._sequence_label(key)
         if not frames:
             if label is not None:
-                yield self.reject(label.locator, "missing_image",
-                                  f"the emotion file labels sequence {key}, but {self._loc(self.images / key)}/ has no frames")
+                yield self.reject(
+                    label.locator,
+                    "missing_image",
+                    f"the emotion file labels sequence {key}, but {self._loc(self.images / key)}/ has no frames",
+                )
             return
         landmark_files = self._landmark_files(key)
         known = [*frames, *landmark_files, *([label.frame] if label and label.frame else [])]
@@ -172,13 +175,24 @@ class CKPlus(KeyedSource):
         n_neutral = min(frame_count(float(self.params["neutral_frames"]), length), length - n_peak)
         for number in sorted(frames):
             for locator in frames[number]:
-                yield self._frame_item(locator, key, subject, number, length, n_neutral, n_peak, label,
-                                       landmark_files.get(number))
+                yield self._frame_item(
+                    locator, key, subject, number, length, n_neutral, n_peak, label, landmark_files.get(number)
+                )
 
     # --- one frame ---------------------------------------------------------------------------
 
-    def _frame_item(self, locator: str, key: str, subject: str, number: int, length: int, n_neutral: int,
-                    n_peak: int, label: SequenceLabel | None, landmark_file: Path | None) -> Sample | Reject:
+    def _frame_item(
+        self,
+        locator: str,
+        key: str,
+        subject: str,
+        number: int,
+        length: int,
+        n_neutral: int,
+        n_peak: int,
+        label: SequenceLabel | None,
+        landmark_file: Path | None,
+    ) -> Sample | Reject:
         """The sample (or reject) for frame `number` of a sequence `length` frames long."""
         if label is not None and label.reason:
             return self.reject(locator, label.reason, f"{label.locator}: {label.detail}")
@@ -195,8 +209,14 @@ class CKPlus(KeyedSource):
         else:
             return self.reject(locator, "between_neutral_and_peak", _between_detail(number, length, n_neutral, n_peak))
         return Sample(
-            source=self.name, locator=locator, label_native=None if code is None else str(code), label=canonical,
-            subject_id=subject, sequence_id=key, frame_index=number, path=str(self.root / locator),
+            source=self.name,
+            locator=locator,
+            label_native=None if code is None else str(code),
+            label=canonical,
+            subject_id=subject,
+            sequence_id=key,
+            frame_index=number,
+            path=str(self.root / locator),
             provided_landmarks=self._read_landmarks(landmark_file),
             expected_face_fraction=float(self.params["expected_face_fraction"]),
         )
@@ -216,8 +236,13 @@ class CKPlus(KeyedSource):
         for path in sorted(p for p in folder.iterdir() if is_image_file(p)):
             m = FRAME_NAME.match(path.name)
             if m is None:
-                bad.append(self.reject(self._loc(path), "unparseable_name",
-                                       "expected SUBJECT_SEQUENCE_FRAME.png, e.g. S005_001_00000011.png"))
+                bad.append(
+                    self.reject(
+                        self._loc(path),
+                        "unparseable_name",
+                        "expected SUBJECT_SEQUENCE_FRAME.png, e.g. S005_001_00000011.png",
+                    )
+                )
                 continue
             frames.setdefault(int(m["frame"]), []).append(self._loc(path))
         return frames, bad
@@ -254,8 +279,12 @@ class CKPlus(KeyedSource):
         locator = self._loc(files[-1])
         frame = int(EMOTION_NAME.match(files[-1].name)["frame"])
         if len(files) > 1:
-            return SequenceLabel(locator, frame, reason="bad_label_file",
-                                 detail=f"{len(files)} emotion files for one sequence; CK+ has one, at the peak frame")
+            return SequenceLabel(
+                locator,
+                frame,
+                reason="bad_label_file",
+                detail=f"{len(files)} emotion files for one sequence; CK+ has one, at the peak frame",
+            )
         try:
             code = parse_emotion(files[-1].read_text(encoding="utf-8", errors="replace"))
         except OSError as exc:
@@ -293,7 +322,9 @@ class CKPlus(KeyedSource):
                     pixels = np.dstack([grey, grey, (grey * 0.9).astype(np.uint8)]) if colour else grey
                     write_image(out_dir / "cohn-kanade-images" / key / f"{stem}.png", pixels)
             if code is not None:
-                _write_floats(out_dir / "Emotion" / key / f"{subject}_{seq}_{length:08d}_emotion.txt", np.array([[code]]))
+                _write_floats(
+                    out_dir / "Emotion" / key / f"{subject}_{seq}_{length:08d}_emotion.txt", np.array([[code]])
+                )
 
 
 def _sequence_dirs(folder: Path) -> Iterator[str]:
@@ -308,8 +339,10 @@ def _sequence_dirs(folder: Path) -> Iterator[str]:
 def _between_detail(number: int, length: int, n_neutral: int, n_peak: int) -> str:
     neutral = f"frames 1-{n_neutral}" if n_neutral else "no frames"
     peak = f"frames {length - n_peak + 1}-{length}" if n_peak else "no frames"
-    return (f"frame {number} of {length}: only {neutral} (neutral) and {peak} (peak) are labelled; "
-            "see sources.ckplus.neutral_frames / peak_frames")
+    return (
+        f"frame {number} of {length}: only {neutral} (neutral) and {peak} (peak) are labelled; "
+        "see sources.ckplus.neutral_frames / peak_frames"
+    )
 
 
 def _write_floats(path: Path, values: np.ndarray) -> None:

@@ -77,7 +77,9 @@ def csv_files(root: Path, explicit: object = "auto") -> list[str]:
         if present:
             ignored = sorted({f for c in CSV_CHOICES for f in c if (root / f).is_file()} - set(present))
             if ignored:
-                log.info("%s: reading %s; ignoring %s (the same faces again)", NAME, ", ".join(present), ", ".join(ignored))
+                log.info(
+                    "%s: reading %s; ignoring %s (the same faces again)", NAME, ", ".join(present), ", ".join(ignored)
+                )
             return present
     return []
 
@@ -91,7 +93,9 @@ class FER2013Csv(Source):
         super().__init__(root, params)
         self.files = files if files is not None else csv_files(self.root, self.params.get("csv_files", "auto"))
         if not self.files:
-            raise FileNotFoundError(f"{NAME}: no FER2013 CSV ({', '.join(f for c in CSV_CHOICES for f in c)}) in {self.root}")
+            raise FileNotFoundError(
+                f"{NAME}: no FER2013 CSV ({', '.join(f for c in CSV_CHOICES for f in c)}) in {self.root}"
+            )
         self.csvs = {f: PixelCsv(self.root / f) for f in self.files}
 
     def __iter__(self) -> Iterator[Sample | Reject]:
@@ -122,8 +126,11 @@ class FER2013Csv(Source):
         f = shard["file"]
         csv = self.csvs[f]
         if not csv.usable:
-            yield self.reject(f"{f}:1", "unrecognised_header",
-                              f"no 'pixels' column in header {list(csv.header.names)}: the file is not read")
+            yield self.reject(
+                f"{f}:1",
+                "unrecognised_header",
+                f"no 'pixels' column in header {list(csv.header.names)}: the file is not read",
+            )
             return
         has_usage, stem = csv.header.index("usage") is not None, PurePosixPath(f).stem
         for row in csv.rows(shard["start"], shard["first_line"], shard["end"]):
@@ -142,9 +149,17 @@ class FER2013Csv(Source):
             split, split_original = split_of(row.values, stem, has_usage)
         except UnknownSplit as exc:
             return self.reject(locator, "unknown_split", str(exc))
-        return Sample(source=self.name, locator=locator, label_native=native, label=label,
-                      split=split, split_original=split_original, pixels=row.pixels,
-                      raw_sha256=row.raw_sha256, precropped=True)
+        return Sample(
+            source=self.name,
+            locator=locator,
+            label_native=native,
+            label=label,
+            split=split,
+            split_original=split_original,
+            pixels=row.pixels,
+            raw_sha256=row.raw_sha256,
+            precropped=True,
+        )
 
 
 class UnknownSplit(ValueError):
@@ -222,8 +237,10 @@ class FER2013(Source):
             return "csv", FER2013Csv(self.root, self.params, files)
         folder_root = self._folder_root(strict=layout == "auto")
         if folder_root is None:
-            raise FileNotFoundError(f"{NAME}: {self.root} holds neither a FER2013 CSV nor train/ or test/ image folders "
-                                    f"(also looked in {self.params['images_subdir']}/)")
+            raise FileNotFoundError(
+                f"{NAME}: {self.root} holds neither a FER2013 CSV nor train/ or test/ image folders "
+                f"(also looked in {self.params['images_subdir']}/)"
+            )
         return "folders", FER2013Folders(folder_root, self.params)
 
     def _folder_root(self, strict: bool) -> Path | None:
@@ -258,8 +275,11 @@ class FER2013(Source):
         for split, prefixes in (("train", ("Training", "Training")), ("test", ("PublicTest", "PrivateTest"))):
             for name in folders:
                 for prefix in prefixes:
-                    write_image(out_dir / "images" / split / name / f"{prefix}_{1000 + i}.jpg",
-                                faces.face(i + 200, 48), quality=95)
+                    write_image(
+                        out_dir / "images" / split / name / f"{prefix}_{1000 + i}.jpg",
+                        faces.face(i + 200, 48),
+                        quality=95,
+                    )
                     i += 1
 
 

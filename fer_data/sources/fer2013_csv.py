@@ -76,8 +76,9 @@ class Line(NamedTuple):
     ended: bool
 
 
-def iter_lines(path: Path, start: int, first_line: int, end: int | None = None,
-               limit: int | None = None) -> Iterator[Line]:
+def iter_lines(
+    path: Path, start: int, first_line: int, end: int | None = None, limit: int | None = None
+) -> Iterator[Line]:
     """Non-blank lines that start in [start, end), at most `limit` of them, with exact line numbers.
 
     `start` must be a line start and `first_line` its number. Blank (whitespace-only) lines
@@ -264,8 +265,9 @@ def parse_pixel_field(text: bytes) -> np.ndarray | tuple[str, str]:
     bad = np.flatnonzero((values < 0) | (values > 255))
     if len(bad):
         first = int(bad[0])
-        return "pixel_out_of_range", (f"pixel {first} is {tokens[first].decode('latin-1')}, outside 0..255"
-                                      f" ({len(bad)} such value(s))")
+        return "pixel_out_of_range", (
+            f"pixel {first} is {tokens[first].decode('latin-1')}, outside 0..255 ({len(bad)} such value(s))"
+        )
     return values.astype(np.uint8).reshape(SIDE, SIDE)
 
 
@@ -284,8 +286,9 @@ class PixelCsv:
     def usable(self) -> bool:
         return self.pixel_column is not None
 
-    def rows(self, start: int | None = None, first_line: int = 2, end: int | None = None,
-             limit: int | None = None) -> Iterator[PixelRow]:
+    def rows(
+        self, start: int | None = None, first_line: int = 2, end: int | None = None, limit: int | None = None
+    ) -> Iterator[PixelRow]:
         """Parsed records in [start, end) (default: all after the header), at most `limit`."""
         if not self.usable:
             raise ValueError(f"{self.path.name}: no 'pixels' column in header {self.header.names}")

@@ -60,8 +60,16 @@ from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.sources.base import Reject, Sample, Source, relative_locator
 from fer_data.sources.fer2013 import USAGE_SPLITS, demo_usage, write_fer2013_csv
-from fer_data.sources.fer2013_csv import (Line, PixelCsv, PixelRow, iter_lines, read_header, record_starts,
-                                          records_per_shard, split_fields)
+from fer_data.sources.fer2013_csv import (
+    Line,
+    PixelCsv,
+    PixelRow,
+    iter_lines,
+    read_header,
+    record_starts,
+    records_per_shard,
+    split_fields,
+)
 
 log = logging.getLogger("fer_data.sources.ferplus")
 
@@ -201,8 +209,10 @@ class FERPlus(Source):
         if self.layout == "png":
             return
         if not self.pixels_path.is_file():
-            raise FileNotFoundError(f"{NAME}: {self.pixels_path} not found; it holds FER2013's pixels (set "
-                                    f"sources.ferplus.fer2013_csv, or use FER+'s PNG folders: pixels: png)")
+            raise FileNotFoundError(
+                f"{NAME}: {self.pixels_path} not found; it holds FER2013's pixels (set "
+                f"sources.ferplus.fer2013_csv, or use FER+'s PNG folders: pixels: png)"
+            )
         self.pixels = PixelCsv(self.pixels_path)
         if not self.pixels.usable:
             raise ValueError(f"{NAME}: {self.pixels_path} has no 'pixels' column: {self.pixels.header.names}")
@@ -212,7 +222,9 @@ class FERPlus(Source):
             self.votes_header = read_header(self.votes_path)
             self.columns = {w: self.votes_header.names.index(w) for w in VOTES_WANTED}
         if self.params["votes"] == "label_csv" and not self.label_files:
-            raise FileNotFoundError(f"{NAME}: votes: label_csv, but no data/{{{','.join(LABEL_DIRS)}}}/label.csv in {self.root}")
+            raise FileNotFoundError(
+                f"{NAME}: votes: label_csv, but no data/{{{','.join(LABEL_DIRS)}}}/label.csv in {self.root}"
+            )
 
     def _layout(self) -> str:
         """fer2013_csv or png: as set, or under `auto` the one whose pixels are there."""
@@ -220,8 +232,10 @@ class FERPlus(Source):
         if chosen == "auto":
             chosen = "png" if not self.pixels_path.is_file() and self.png_folders else "fer2013_csv"
         if chosen == "png" and not self.png_folders:
-            raise FileNotFoundError(f"{NAME}: pixels: png, but no data/{{{','.join(LABEL_DIRS)}}}/ folder in {self.root} "
-                                    "holds a label.csv and its PNGs")
+            raise FileNotFoundError(
+                f"{NAME}: pixels: png, but no data/{{{','.join(LABEL_DIRS)}}}/ folder in {self.root} "
+                "holds a label.csv and its PNGs"
+            )
         return chosen
 
     def _votes_problem(self) -> tuple[str, str] | None:
@@ -247,8 +261,14 @@ class FERPlus(Source):
             return {"png": [[folder, 0, 1, None] for folder in self.label_files]}
         if self.votes_problem is not None:
             return {"votes_problem": True}
-        return {"start": self.pixels.header.data_start, "first_line": 2, "votes_start": self.votes_header.data_start,
-                "votes_first_line": 2, "count": None, "last": True}
+        return {
+            "start": self.pixels.header.data_start,
+            "first_line": 2,
+            "votes_start": self.votes_header.data_start,
+            "votes_first_line": 2,
+            "count": None,
+            "last": True,
+        }
 
     def __iter__(self) -> Iterator[Sample | Reject]:
         return self.iter_shard(self._whole())
@@ -268,8 +288,16 @@ class FERPlus(Source):
         plan = []
         for k in range(0, n, size):
             (start, line), (vstart, vline) = pix.position(k), votes.position(k)
-            plan.append({"start": start, "first_line": line, "votes_start": vstart, "votes_first_line": vline,
-                         "count": min(size, n - k), "last": k + size >= n})
+            plan.append(
+                {
+                    "start": start,
+                    "first_line": line,
+                    "votes_start": vstart,
+                    "votes_first_line": vline,
+                    "count": min(size, n - k),
+                    "last": k + size >= n,
+                }
+            )
         return plan
 
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
@@ -285,9 +313,13 @@ class FERPlus(Source):
         tail = _Tail(self, self.params["unmatched_rows"] == "summary")
         for p, v in zip_longest(pix, votes):
             if v is None:
-                yield from tail.add("missing_votes", f"{self.pixels_name}:{p.line}", f"{VOTES_FILE} has no row for this row")
+                yield from tail.add(
+                    "missing_votes", f"{self.pixels_name}:{p.line}", f"{VOTES_FILE} has no row for this row"
+                )
             elif p is None:
-                yield from tail.add("missing_pixels", f"{VOTES_FILE}:{v.number}", f"{self.pixels_name} has no row for this row")
+                yield from tail.add(
+                    "missing_pixels", f"{VOTES_FILE}:{v.number}", f"{self.pixels_name} has no row for this row"
+                )
             else:
                 yield self.join(p, v)
         yield from tail.close()
@@ -307,8 +339,11 @@ class FERPlus(Source):
         image = cols[self.columns["image name"]]
         own_usage, their_usage = p.values.get("usage", ""), cols[self.columns["usage"]]
         if own_usage and their_usage and own_usage != their_usage:
-            return self.reject(locator, "misaligned_rows", f"Usage {own_usage!r} here but {their_usage!r} on {vloc}: "
-                               "the two files are not in the same row order")
+            return self.reject(
+                locator,
+                "misaligned_rows",
+                f"Usage {own_usage!r} here but {their_usage!r} on {vloc}: the two files are not in the same row order",
+            )
         usage = own_usage or their_usage
         if not image:
             return self.reject(locator, "not_a_face", f"{vloc} has no image name: FER+ annotators marked it not a face")
@@ -322,8 +357,9 @@ class FERPlus(Source):
             return self.reject(locator, "unknown_split", f"Usage {usage!r} is not one of {', '.join(USAGE_SPLITS)}")
         return self._labelled(p, locator, image, votes, box, usage)
 
-    def _votes(self, cols: list[str], image: str, usage: str, locator: str,
-               vloc: str) -> tuple[tuple[float, ...], tuple[int, int, int, int] | None] | Reject:
+    def _votes(
+        self, cols: list[str], image: str, usage: str, locator: str, vloc: str
+    ) -> tuple[tuple[float, ...], tuple[int, int, int, int] | None] | Reject:
         """The row's ten votes (and face box from label.csv), from the configured file."""
         if self.params["votes"] == "fer2013new":
             fields, where, box = [cols[self.columns[c.lower()]] for c in VOTE_COLUMNS], vloc, None
@@ -332,8 +368,11 @@ class FERPlus(Source):
             if entry is None:
                 return self.reject(locator, "missing_votes", f"{image} ({vloc}) is in no data/FER2013*/label.csv")
             if entry.usage != usage:
-                return self.reject(entry.locator, "misaligned_rows", f"{image} is listed for {entry.usage} but its "
-                                   f"row ({vloc}) is {usage}")
+                return self.reject(
+                    entry.locator,
+                    "misaligned_rows",
+                    f"{image} is listed for {entry.usage} but its row ({vloc}) is {usage}",
+                )
             fields, where, box = list(entry.votes), entry.locator, entry.box
         try:
             return parse_votes(fields), box
@@ -344,24 +383,46 @@ class FERPlus(Source):
         """(FER+ column, canonical label) the votes elect under the label mode, or why none."""
         winner = WINNERS[self.mode](votes)
         if winner is None:
-            rule = "more than half of the votes left after dropping single votes" if self.mode == "majority" else "the most votes alone"
+            rule = (
+                "more than half of the votes left after dropping single votes"
+                if self.mode == "majority"
+                else "the most votes alone"
+            )
             return self.reject(locator, "no_majority", f"{image}: no class has {rule} ({describe(votes)})")
         column = VOTE_COLUMNS[winner]
         label = labels.FERPLUS[column]
         if label == labels.NOT_AN_EMOTION:
-            return self.reject(locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})")
+            return self.reject(
+                locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})"
+            )
         return column, label
 
-    def _labelled(self, p: PixelRow, locator: str, image: str, votes: tuple[float, ...],
-                  box: tuple[int, int, int, int] | None, usage: str) -> Sample | Reject:
+    def _labelled(
+        self,
+        p: PixelRow,
+        locator: str,
+        image: str,
+        votes: tuple[float, ...],
+        box: tuple[int, int, int, int] | None,
+        usage: str,
+    ) -> Sample | Reject:
         won = self._winner(locator, image, votes)
         if isinstance(won, Reject):
             return won
         h, w = p.pixels.shape
-        return Sample(source=self.name, locator=locator, label_native=won[0], label=won[1],
-                      split=USAGE_SPLITS[usage], split_original=usage, pixels=p.pixels, raw_sha256=p.raw_sha256,
-                      precropped=True, face_box=None if _covers(box, w, h) else box,
-                      extra={"label_votes": vote_distribution(votes)})
+        return Sample(
+            source=self.name,
+            locator=locator,
+            label_native=won[0],
+            label=won[1],
+            split=USAGE_SPLITS[usage],
+            split_original=usage,
+            pixels=p.pixels,
+            raw_sha256=p.raw_sha256,
+            precropped=True,
+            face_box=None if _covers(box, w, h) else box,
+            extra={"label_votes": vote_distribution(votes)},
+        )
 
     # --- label.csv -------------------------------------------------------------------------
 
@@ -374,17 +435,23 @@ class FERPlus(Source):
     def label_votes(self) -> dict[str, LabelEntry]:
         """Image name -> its label.csv row (about 1.7 MB for all of FER+: read once per worker)."""
         table: dict[str, LabelEntry] = {}
-        for folder, path in self.label_files.items():
+        for folder in self.label_files:
             for name, entry in self._label_rows(folder):
                 if name in table:
-                    log.warning("%s: %s is listed twice (%s and %s); the first is used", NAME, name,
-                                table[name].locator, entry.locator)
+                    log.warning(
+                        "%s: %s is listed twice (%s and %s); the first is used",
+                        NAME,
+                        name,
+                        table[name].locator,
+                        entry.locator,
+                    )
                     continue
                 table[name] = entry
         return table
 
-    def _label_rows(self, folder: str, start: int = 0, first_line: int = 1,
-                    count: int | None = None) -> Iterator[tuple[str, LabelEntry]]:
+    def _label_rows(
+        self, folder: str, start: int = 0, first_line: int = 1, count: int | None = None
+    ) -> Iterator[tuple[str, LabelEntry]]:
         """(image name, row) for `count` rows of a folder's label.csv from byte `start` (line `first_line`)."""
         path = self.label_files[folder]
         rel = relative_locator(self.root, path)
@@ -435,14 +502,24 @@ class FERPlus(Source):
         except BadVotes as exc:
             return self.reject(entry.locator, "bad_votes", str(exc))
         if not image or not path.is_file():
-            return self.reject(locator, "missing_image", f"{entry.locator} names {image or 'no image'}, not in {folder}/")
+            return self.reject(
+                locator, "missing_image", f"{entry.locator} names {image or 'no image'}, not in {folder}/"
+            )
         won = self._winner(locator, image, votes)
         if isinstance(won, Reject):
             return won
-        return Sample(source=self.name, locator=locator, label_native=won[0], label=won[1],
-                      split=USAGE_SPLITS[entry.usage], split_original=entry.usage, path=str(path), precropped=True,
-                      face_box=None if _covers(entry.box, 48, 48) else entry.box,
-                      extra={"label_votes": vote_distribution(votes)})
+        return Sample(
+            source=self.name,
+            locator=locator,
+            label_native=won[0],
+            label=won[1],
+            split=USAGE_SPLITS[entry.usage],
+            split_original=entry.usage,
+            path=str(path),
+            precropped=True,
+            face_box=None if _covers(entry.box, 48, 48) else entry.box,
+            extra={"label_votes": vote_distribution(votes)},
+        )
 
     def _unused_label_rows(self) -> Iterator[Reject]:
         """label.csv rows whose image no row of fer2013new.csv names (so no pixels are known)."""
@@ -454,7 +531,9 @@ class FERPlus(Source):
                 named.add(fields[col].decode("latin-1").strip())
         for image, entry in self.label_votes.items():
             if image not in named:
-                yield self.reject(entry.locator, "missing_pixels", f"no row of {VOTES_FILE} names {image}, so its pixels are unknown")
+                yield self.reject(
+                    entry.locator, "missing_pixels", f"no row of {VOTES_FILE} names {image}, so its pixels are unknown"
+                )
 
     # --- demo ------------------------------------------------------------------------------
 

@@ -49,19 +49,58 @@ log = logging.getLogger("fer_data.sources.folder")
 
 #: Split folder names recognised by default (lower case) -> the split they stand for.
 DEFAULT_SPLIT_DIRS = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
 }
 SPLITS = frozenset({"train", "val", "test"})
 
 #: File names and suffixes that are certainly not images: skipped (debug-logged), not rejected.
 NOT_IMAGE_NAMES = frozenset({"thumbs.db", "desktop.ini", "ehthumbs.db"})
-NOT_IMAGE_SUFFIXES = frozenset({
-    ".txt", ".csv", ".tsv", ".json", ".md", ".rst", ".xml", ".yaml", ".yml", ".html", ".htm", ".pdf",
-    ".doc", ".docx", ".xls", ".xlsx", ".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".py", ".ipynb",
-    ".log", ".db", ".ini", ".mat", ".npy", ".npz", ".pkl", ".h5", ".pt", ".sh", ".bat",
-})
+NOT_IMAGE_SUFFIXES = frozenset(
+    {
+        ".txt",
+        ".csv",
+        ".tsv",
+        ".json",
+        ".md",
+        ".rst",
+        ".xml",
+        ".yaml",
+        ".yml",
+        ".html",
+        ".htm",
+        ".pdf",
+        ".doc",
+        ".docx",
+        ".xls",
+        ".xlsx",
+        ".zip",
+        ".tar",
+        ".gz",
+        ".tgz",
+        ".7z",
+        ".rar",
+        ".py",
+        ".ipynb",
+        ".log",
+        ".db",
+        ".ini",
+        ".mat",
+        ".npy",
+        ".npz",
+        ".pkl",
+        ".h5",
+        ".pt",
+        ".sh",
+        ".bat",
+    }
+)
 
 
 def obviously_not_image(name: str) -> bool:
@@ -142,7 +181,12 @@ class ClassFolders(KeyedSource):
                 rel = (rel_dir / fname).as_posix()
                 (skipped if obviously_not_image(fname) else found).append(rel)
         if skipped:
-            log.debug("%s: skipped %d non-image file(s) and hidden folder(s): %s", self.name, len(skipped), ", ".join(sorted(skipped)))
+            log.debug(
+                "%s: skipped %d non-image file(s) and hidden folder(s): %s",
+                self.name,
+                len(skipped),
+                ", ".join(sorted(skipped)),
+            )
         return sorted(found)
 
     def _warn_unknown_folders(self, files: list[str]) -> None:
@@ -150,12 +194,22 @@ class ClassFolders(KeyedSource):
         unknown: Counter = Counter()
         for key in files:
             place = self.place(key)
-            if isinstance(place, Place) and place.class_dir is not None and place.class_dir.lower() not in self.table:
-                if not self.name_carries_label(place):
-                    unknown[place.class_dir if place.split_dir is None else f"{place.split_dir}/{place.class_dir}"] += 1
+            if (
+                isinstance(place, Place)
+                and place.class_dir is not None
+                and place.class_dir.lower() not in self.table
+                and not self.name_carries_label(place)
+            ):
+                unknown[place.class_dir if place.split_dir is None else f"{place.split_dir}/{place.class_dir}"] += 1
         for folder, n in sorted(unknown.items()):
-            log.warning("%s: folder %r is not a known class name: its %d file(s) are rejected as unknown_label "
-                        "(map it in sources.%s.class_map)", self.name, folder, n, self.name)
+            log.warning(
+                "%s: folder %r is not a known class name: its %d file(s) are rejected as unknown_label "
+                "(map it in sources.%s.class_map)",
+                self.name,
+                folder,
+                n,
+                self.name,
+            )
 
     def place(self, key: str) -> Place | Reject:
         """Split and class folder of a file (a reject when it sits under an unexpected folder)."""
@@ -164,8 +218,12 @@ class ClassFolders(KeyedSource):
         if self.split_level and len(parts) > 1:
             split_dir, parts = parts[0], parts[1:]
             if split_dir.lower() not in self.split_table:
-                return self.reject(key, "unexpected_folder", f"top-level folder {split_dir!r} is not a split folder, but "
-                                   f"{self.root.name} has split folders (split_dirs: {', '.join(sorted(self.split_table))})")
+                return self.reject(
+                    key,
+                    "unexpected_folder",
+                    f"top-level folder {split_dir!r} is not a split folder, but "
+                    f"{self.root.name} has split folders (split_dirs: {', '.join(sorted(self.split_table))})",
+                )
         class_dir = parts[0] if len(parts) > 1 else None
         return Place(key, split_dir, class_dir)
 
@@ -177,8 +235,12 @@ class ClassFolders(KeyedSource):
             yield place
             return
         if PurePosixPath(key).suffix.lower() not in IMAGE_SUFFIXES:
-            yield self.reject(key, "not_an_image", f"{PurePosixPath(key).suffix or 'no suffix'} is not an image type "
-                              f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+            yield self.reject(
+                key,
+                "not_an_image",
+                f"{PurePosixPath(key).suffix or 'no suffix'} is not an image type "
+                f"({', '.join(sorted(IMAGE_SUFFIXES))})",
+            )
             return
         labelled = self.label_of(place)
         if isinstance(labelled, Reject):
@@ -187,9 +249,15 @@ class ClassFolders(KeyedSource):
         native, label = labelled
         split = self.split_table.get(place.split_dir.lower()) if place.split_dir else None
         yield Sample(
-            source=self.name, locator=key, label_native=native, label=label,
-            split=split, split_original=place.split_dir, subject_id=self.subject_of(place),
-            path=str(self.root / key), precropped=bool(self.params["precropped"]),
+            source=self.name,
+            locator=key,
+            label_native=native,
+            label=label,
+            split=split,
+            split_original=place.split_dir,
+            subject_id=self.subject_of(place),
+            path=str(self.root / key),
+            precropped=bool(self.params["precropped"]),
             expected_face_fraction=float(self.params["expected_face_fraction"]),
         )
 
@@ -199,8 +267,11 @@ class ClassFolders(KeyedSource):
             return None, None
         label = self.table.get(place.class_dir.lower())
         if label is None:
-            return self.reject(place.key, "unknown_label", f"folder {place.class_dir!r} is not a known class name "
-                               f"(add it to sources.{self.name}.class_map)")
+            return self.reject(
+                place.key,
+                "unknown_label",
+                f"folder {place.class_dir!r} is not a known class name (add it to sources.{self.name}.class_map)",
+            )
         return place.class_dir, label
 
     def name_carries_label(self, place: Place) -> bool:
@@ -235,7 +306,9 @@ class ClassFolders(KeyedSource):
                 for k in range(per_class):
                     subject = f"S{(i % 4) + 1:03d}"
                     suffix = ".jpg" if k else ".png"
-                    write_image(out_dir / split / name / f"{subject}_{name}_{i:04d}{suffix}", faces.portrait(i, 160 + 40 * k))
+                    write_image(
+                        out_dir / split / name / f"{subject}_{name}_{i:04d}{suffix}", faces.portrait(i, 160 + 40 * k)
+                    )
                     i += 1
         write_image(out_dir / "train" / "confused" / "S001_confused_0100.png", faces.portrait(7, 160))
         write_image(out_dir / "test" / "S002_loose_0101.png", faces.portrait(8, 160))

@@ -9,8 +9,9 @@ decodes through their palette. JAFFE has no official split.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
@@ -22,7 +23,7 @@ NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\
 class JAFFE(KeyedSource):
     name = "jaffe"
     # Faces fill about half of the 256 px frame.
-    defaults = {"expected_face_fraction": 0.5}
+    defaults: Mapping[str, Any] = {"expected_face_fraction": 0.5}
 
     def keys(self) -> Iterator[str]:
         files = (p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
@@ -40,8 +41,12 @@ class JAFFE(KeyedSource):
             yield self.reject(key, "unknown_label", f"{exc} (JAFFE codes: {', '.join(labels.JAFFE)})")
             return
         yield Sample(
-            source=self.name, locator=key, label_native=code, label=label,
-            subject_id=m["subject"].upper(), path=str(self.root / key),
+            source=self.name,
+            locator=key,
+            label_native=code,
+            label=label,
+            subject_id=m["subject"].upper(),
+            path=str(self.root / key),
             expected_face_fraction=float(self.params["expected_face_fraction"]),
         )
 

@@ -91,7 +91,9 @@ class RAFDB(Source):
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
         if not self.label_path.is_file():
             if shard["start"] == 1:
-                yield self.reject(self.label_locator, "missing_label_file", f"RAF-DB labels are read from {self.label_locator}")
+                yield self.reject(
+                    self.label_locator, "missing_label_file", f"RAF-DB labels are read from {self.label_locator}"
+                )
             return
         for item in self.lines(shard["start"], shard["stop"]):
             yield item if isinstance(item, Reject) else self._sample(item)
@@ -111,7 +113,9 @@ class RAFDB(Source):
         locator = f"{self.label_locator}:{number}"
         fields = text.split()
         if len(fields) != 2:
-            return self.reject(locator, "bad_label_line", f"expected 'IMAGE CODE', found {len(fields)} fields: {text.strip()[:80]!r}")
+            return self.reject(
+                locator, "bad_label_line", f"expected 'IMAGE CODE', found {len(fields)} fields: {text.strip()[:80]!r}"
+            )
         name, code = fields
         if not IMAGE_NAME.match(name):
             return self.reject(locator, "bad_label_line", f"{name[:60]!r} is not an image file name")
@@ -139,9 +143,15 @@ class RAFDB(Source):
             return self.reject(locator, "missing_image", f"named by {where} but not found")
         split = entry.split_original
         return Sample(
-            source=self.name, locator=locator, label_native=str(entry.code), label=label,
-            split=SPLITS.get(split) if split else None, split_original=split, path=str(path),
-            precropped=self.precropped, expected_face_fraction=self.face_fraction,
+            source=self.name,
+            locator=locator,
+            label_native=str(entry.code),
+            label=label,
+            split=SPLITS.get(split) if split else None,
+            split_original=split,
+            path=str(path),
+            precropped=self.precropped,
+            expected_face_fraction=self.face_fraction,
         )
 
     # --- demo tree ----------------------------------------------------------------------------
@@ -157,8 +167,11 @@ class RAFDB(Source):
             code = 1 + i % 7
             lines.append(f"{name} {code}\n")
             face = 20 + i
-            write_image(out_dir / "Image" / "aligned" / f"{Path(name).stem}_aligned.jpg",
-                        faces.portrait(face, 100, face_fraction=0.8, jitter=0.02), quality=92)
+            write_image(
+                out_dir / "Image" / "aligned" / f"{Path(name).stem}_aligned.jpg",
+                faces.portrait(face, 100, face_fraction=0.8, jitter=0.02),
+                quality=92,
+            )
             width, height = 240 + 20 * (i % 5), 200 + 16 * (i % 4)
             px = int(min(width, height) * (0.35 + 0.03 * (i % 5)))
             photo = faces.compose(width, height, [(face, width * (0.4 + 0.04 * (i % 5)), height * 0.5, px)])

@@ -59,8 +59,11 @@ class TFEID(ClassFolders):
         label = labels.to_canonical(labels.TFEID_CODES, code)
         folder = self.table.get(place.class_dir.lower()) if place.class_dir else None
         if folder is not None and folder != label:
-            return self.reject(place.key, "label_conflict", f"file name code {code!r} means {label}, "
-                               f"but folder {place.class_dir!r} means {folder}")
+            return self.reject(
+                place.key,
+                "label_conflict",
+                f"file name code {code!r} means {label}, but folder {place.class_dir!r} means {folder}",
+            )
         return code, label
 
     def subject_of(self, place: Place) -> str | None:
@@ -71,8 +74,15 @@ class TFEID(ClassFolders):
     def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:
         """2 subjects x 7 coded expressions as 480x600 colour JPEGs, plus a code-less contempt
         file (folder label) and one file whose code contradicts its folder (label_conflict)."""
-        folders = {"ng": "neutral", "ag": "anger", "dg": "disgust", "fg": "fear", "hg": "happiness",
-                   "sg": "sadness", "pg": "surprise"}
+        folders = {
+            "ng": "neutral",
+            "ag": "anger",
+            "dg": "disgust",
+            "fg": "fear",
+            "hg": "happiness",
+            "sg": "sadness",
+            "pg": "surprise",
+        }
         for s, subject in enumerate(("m01", "f02")):
             for e, (code, folder) in enumerate(folders.items()):
                 _write_portrait(out_dir / folder / f"{subject}_{code}1.jpg", faces, 30 + s * 7 + e)
@@ -85,4 +95,3 @@ def _write_portrait(path: Path, faces: DemoFaces, index: int) -> None:
     grey = faces.compose(480, 600, [(index, 240 + faces.rng.uniform(-12, 12), 290 + faces.rng.uniform(-12, 12), 216)])
     rgb = np.clip(grey[..., None] * np.array([1.0, 0.88, 0.78]), 0, 255).astype(np.uint8)
     write_image(path, rgb, quality=90)
-
