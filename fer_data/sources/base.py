@@ -10,66 +10,24 @@ registry line in fer_data.sources.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
+from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
 
-#: Extra per-sample values a source may set (Sample.extra); each is a nullable column of
-#: the curated table (fer_data.schema), so every source's table shares one schema.
-EXTRA_FIELDS = ("valence", "arousal", "label_votes")
-
-
-@dataclass
-class Sample:
-    """One image of a dataset, before any face work.
-
-    The image is either already decoded (`pixels`: CSV rows, video frames) or a file
-    (`path`) that the worker process decodes, so that decoding runs in parallel and the
-    main process never holds more than a chunk of images.
-    """
-
-    source: str
-    locator: str  # root-relative path, or "file.csv:LINE"; stable across machines
-    label_native: str | None
-    label: str | None  # canonical name (fer_data.labels) or None when unlabelled
-    split: str | None = None  # train / val / test, when the dataset defines one
-    split_original: str | None = None  # the dataset's own split name
-    subject_id: str | None = None
-    sequence_id: str | None = None
-    frame_index: int | None = None
-    pixels: np.ndarray | None = None
-    path: str | None = None
-    raw_sha256: str | None = None
-    precropped: bool = False  # the whole frame is the face box (FER2013)
-    face_box: tuple[int, int, int, int] | None = None  # given detection: left, top, right, bottom
-    face_side: str | None = None  # "left" / "right": keep the face on that side (two-person videos)
-    provided_landmarks: np.ndarray | None = None  # (68, 2) in original image coordinates
-    expected_face_fraction: float = 0.5  # expected face width / min(image side), for detection scale
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """An input that could not become a curated row, and why (a short reason code + detail)."""
-
-    source: str
-    locator: str
-    reason: str
-    detail: str = ""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def relative_locator(root: Path, path: Path) -> str:
-    """Root-relative POSIX path: the stable, machine-independent name of a file sample."""
-    return path.relative_to(root).as_posix()
+#: Re-exported: sources and their tests import the records from here.
+__all__ = [
+    "EXTRA_FIELDS",
+    "KeyedSource",
+    "Reason",
+    "Reject",
+    "Sample",
+    "Source",
+    "relative_locator",
+    "sha256_bytes",
+]
 
 
 class Source(ABC):
@@ -78,6 +36,9 @@ class Source(ABC):
     name: ClassVar[str]
     #: Per-source params defaults, overridden by params.yaml's `sources.<name>` block.
     defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Reject reasons this source gives beyond fer_data.records.REASONS whose kind is not a
+    #: data problem (label policy, no face), so that rates and reports count them right.
+    reasons: ClassVar[tuple[Reason, ...]] = ()
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         self.root = Path(root)
