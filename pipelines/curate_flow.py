@@ -28,7 +28,9 @@ from prefect.futures import as_completed
 import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import curate as engine
 from fer_data import params as params_mod
+from fer_data import sources
 from fer_data.params import Params
+from fer_data.records import face_found_counts
 from pipelines.runners import Orchestration
 from pipelines.runners import task_runner as make_task_runner
 
@@ -149,10 +151,7 @@ def submit_shards(source_name: str, root: str, params: Params, retries: int = 0)
 
 def _summary(source_name: str, m: dict) -> str:
     reasons = ", ".join(f"{k}: {v}" for k, v in m["rejected_by_reason"].items()) or "none"
-    searched = m["curated"] + sum(
-        m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box", "landmark_check_failed")
-    )
-    found = searched - sum(m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box"))
+    found, searched = face_found_counts(m["curated"], m["rejected_by_reason"], sources.reasons(source_name))
     return (
         f"{source_name}: {m['read']} read, faces found in {found} of {searched} searched, {m['curated']} curated "
         f"({m['unaligned']} kept unaligned), {m['rejected']} rejected ({reasons}); "

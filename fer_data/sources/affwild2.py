@@ -61,6 +61,7 @@ import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
+from fer_data.records import Kind, Reason
 from fer_data.sources.base import KeyedSource, Reject, Sample
 
 log = logging.getLogger("fer_data.sources.affwild2")
@@ -163,6 +164,7 @@ class Piece:
 
 class AffWild2(KeyedSource):
     name = "affwild2"
+    reasons = (Reason("unannotated", Kind.POLICY, "frames the annotation file marks -1 (not annotated)"),)
     defaults: Mapping[str, Any] = {
         "annotation_dirs": ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
         "set_splits": {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},

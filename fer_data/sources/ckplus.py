@@ -49,6 +49,7 @@ import numpy as np
 from fer_data import labels
 from fer_data.demo import DemoFaces, placed_landmarks, write_image
 from fer_data.imageio import is_image_file
+from fer_data.records import Kind, Reason
 from fer_data.sources.base import KeyedSource, Reject, Sample, relative_locator
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def parse_landmarks(text: str) -> np.ndarray:
 
 class CKPlus(KeyedSource):
     name = "ckplus"
+    reasons = (Reason("between_neutral_and_peak", Kind.POLICY, "a frame between the neutral onset and the peak"),)
     defaults: Mapping[str, Any] = {
         "neutral_frames": 0.2,  # first 20% of a sequence -> neutral
         "peak_frames": 0.3,  # last 30% -> the sequence's emotion

@@ -58,6 +58,7 @@ from typing import Any
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
+from fer_data.records import Kind, Reason
 from fer_data.sources.base import Reject, Sample, Source, relative_locator
 from fer_data.sources.fer2013 import USAGE_SPLITS, demo_usage, write_fer2013_csv
 from fer_data.sources.fer2013_csv import (
@@ -184,6 +185,10 @@ class _Tail:
 
 class FERPlus(Source):
     name = NAME
+    reasons = (
+        Reason("not_a_face", Kind.POLICY, "FER+ annotators marked the FER2013 image not a face"),
+        Reason("no_majority", Kind.POLICY, "no class wins the votes under label_mode"),
+    )
     defaults: Mapping[str, Any] = {
         "pixels": "auto",  # auto | fer2013_csv (fer2013.csv + fer2013new.csv) | png (data/FER2013*/ PNGs + label.csv)
         "label_mode": "majority",  # majority | plurality
