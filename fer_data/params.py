@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,22 @@ def resolve(raw: Mapping[str, Any] | None = None) -> Params:
         run=RunParams(**merged["run"]),
         sources=dict(merged.get("sources") or {}),
     )
+
+
+#: params.yaml in the working directory: the project's, where DVC stages and users run commands.
+DEFAULT_PATH = "params.yaml"
+
+
+def default_path(path: str | Path | None) -> str | None:
+    """PATH when given, else ./params.yaml when there is one, else None (built-in defaults)."""
+    if path is not None:
+        return str(path)
+    return DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None
+
+
+def with_workers(p: Params, workers: int | None) -> Params:
+    """P with run.workers replaced by a command-line override (None: keep params.yaml's)."""
+    return p if workers is None else replace(p, run=replace(p.run, workers=workers))
 
 
 def read_raw(path: str | Path | None) -> dict[str, Any]:

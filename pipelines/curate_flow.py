@@ -16,7 +16,6 @@ import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +173,7 @@ def curate_flow(
     """
     log = get_run_logger()
     raw = params_mod.read_raw(params_path)
-    p = params_mod.resolve(raw)
-    if workers is not None:
-        p = replace(p, run=replace(p.run, workers=workers))
+    p = params_mod.with_workers(params_mod.resolve(raw), workers)
     root = root or p.source(source).get("root")
     if not root:
         raise ValueError(f"no root given and params has no sources.{source}.root")
@@ -225,8 +222,7 @@ def run_curate(
     """Call the curate flow with the task runner params.yaml (or ORCH) chooses."""
     raw = params_mod.read_raw(params_path)
     orch = orch or Orchestration.from_params(raw)
-    run = params_mod.resolve(raw).run
-    count = replace(run, workers=workers).worker_count() if workers is not None else run.worker_count()
+    count = params_mod.with_workers(params_mod.resolve(raw), workers).run.worker_count()
     runner = make_task_runner(orch, count)
     return curate_flow.with_options(task_runner=runner)(
         source=source, out=str(out), root=root, params_path=params_path, workers=workers, task_runner=orch.task_runner
