@@ -1,29 +1,22 @@
 """The `fer-data` command: what users, DVC stages and Prefect deployments call.
 
 The library's own commands are defined here. Other packages add theirs through the
-`fer_data.commands` entry-point group (pyproject.toml: `pipelines` adds `flow`, `serve` and
+`fer_data.commands` entry-point group (fer_data.plugins; `pipelines` adds `flow`, `serve` and
 `run-demo`), loaded only when named, so the library never imports orchestration and
 `fer-data curate` starts without Prefect.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import json
 import logging
 import sys
-import tomllib
 from pathlib import Path
 
 import click
 
-from fer_data import __version__, sources
+from fer_data import __version__, plugins, sources
 from fer_data import params as params_mod
-from fer_data.env import is_checkout
-
-#: Entry-point group of `fer-data` subcommands that live outside the library ("module:attr" of a click command).
-COMMANDS_GROUP = "fer_data.commands"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -39,21 +32,12 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def plugin_commands() -> dict[str, str]:
-    """Subcommand name -> "module:attr", from COMMANDS_GROUP.
-
-    Installed metadata first; in a source checkout its pyproject.toml wins, so a command added
-    there works before the editable install's metadata is rebuilt (run.py reinstalls on change).
-    """
-    found = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
-    checkout = Path(__file__).resolve().parents[1]
-    if is_checkout(checkout):
-        with open(checkout / "pyproject.toml", "rb") as fh:
-            found |= tomllib.load(fh).get("project", {}).get("entry-points", {}).get(COMMANDS_GROUP, {})
-    return found
+    """Subcommand name -> "module:attr" of the commands other packages add (fer_data.plugins)."""
+    return plugins.declared(plugins.COMMANDS)
 
 
 class PluginGroup(click.Group):
-    """A click group that also offers the COMMANDS_GROUP commands, importing one only when it is used."""
+    """A click group that also offers the commands other packages add, importing one only when it is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(plugin_commands()))
@@ -63,11 +47,10 @@ class PluginGroup(click.Group):
         target = plugin_commands().get(cmd_name) if command is None else None
         if target is None:
             return command
-        module, _, attr = target.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return plugins.load(target)
         except ImportError as exc:  # e.g. the pipeline extras (Prefect, DVC) are not installed
-            raise click.ClickException(f"`fer-data {cmd_name}` needs {module}: {exc}") from None
+            raise click.ClickException(f"`fer-data {cmd_name}` needs {target}: {exc}") from None
 
 
 @click.group(cls=PluginGroup)
