@@ -31,6 +31,14 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def load_params(path: str | None) -> tuple[dict, params_mod.Params]:
+    """PATH (default ./params.yaml) as written and resolved; a bad file ends the command with its one-line message."""
+    try:
+        return params_mod.read(params_mod.default_path(path))
+    except params_mod.ParamsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def plugin_commands() -> dict[str, str]:
     """Subcommand name -> "module:attr" of the commands other packages add (fer_data.plugins)."""
     return plugins.declared(plugins.COMMANDS)
@@ -98,7 +106,7 @@ def curate(source_name: str, root: str | None, out_dir: str, params_path: str | 
     """Curate one dataset. Exits 0 when it ran, whatever it rejected."""
     from fer_data.curate import curate as run_curate
 
-    p = params_mod.with_workers(params_mod.load(params_mod.default_path(params_path)), workers)
+    p = params_mod.with_workers(load_params(params_path)[1], workers)
     root = root or p.source(source_name).get("root")
     if not root:
         raise click.UsageError(f"no --root given and params has no sources.{source_name}.root")
@@ -145,10 +153,10 @@ def validate_cmd(
     """
     from fer_data import validate as gxv
 
-    raw = params_mod.read_raw(params_mod.default_path(params_path))
+    raw, p = load_params(params_path)
     try:
         refs = [gxv.TableRef.from_dir(t) for t in tables] or gxv.tables_from_params(raw, curated_root, sources)
-        report = gxv.validate_tables(refs, params_mod.resolve(raw), raw, report_dir)
+        report = gxv.validate_tables(refs, p, raw, report_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     if not report.success:
@@ -177,11 +185,11 @@ def manifest_cmd(
     """List the validated tables for training; refuses (exit 1) unless validation passed for all of them."""
     from fer_data import manifest
 
-    raw = params_mod.read_raw(params_mod.default_path(params_path))
+    raw, p = load_params(params_path)
     names = list(sources) or list((raw.get("sources") or {}).keys())
     tables = [(n, Path(curated_root) / n) for n in names]
     try:
-        doc = manifest.build(Path(report_dir) / "summary.json", tables, params_mod.resolve(raw))
+        doc = manifest.build(Path(report_dir) / "summary.json", tables, p)
     except manifest.NotValidated as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"manifest: {manifest.write(out_path, doc)} ({sum(s['rows'] for s in doc['sources'].values())} rows)")

@@ -125,6 +125,14 @@ def settings(raw: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
     return merged
 
 
+def check_params(block: Mapping[str, Any]) -> None:
+    """The `validation:` block's owner check (fer_data.params.BLOCK_OWNERS): every key, every source override."""
+    raw = {"validation": block}
+    settings(raw, "")
+    for source in block.get("sources") or {}:
+        settings(raw, source)
+
+
 def _check_keys(block: Mapping[str, Any], where: str) -> None:
     """A misspelt threshold would silently keep its default: refuse it instead."""
     unknown = sorted(set(block) - set(DEFAULTS))

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from fer_data.cli import load_params
 from fer_data.params import default_path as _params_path
 
 PARAMS_HELP = "params.yaml (default: ./params.yaml)."
@@ -59,14 +60,15 @@ def flow_curate(
     dask_address: str | None,
 ) -> None:
     """Curate one source with the `curate` flow (shards as parallel Prefect tasks)."""
-    from fer_data import params as params_mod
     from pipelines.curate_flow import run_curate
     from pipelines.runners import Orchestration
 
     params_path = _params_path(params_path)
-    orch = Orchestration.from_params(
-        params_mod.read_raw(params_path), task_runner=task_runner, dask_address=dask_address
-    )
+    raw, _ = load_params(params_path)  # refused here, before Prefect starts, in one line
+    try:
+        orch = Orchestration.from_params(raw, task_runner=task_runner, dask_address=dask_address)
+    except ValueError as exc:
+        raise click.ClickException(f"{params_path or 'params'}: {exc}") from None
     metrics = _run(lambda: run_curate(source_name, out_dir, root, params_path, workers, orch))
     click.echo(json.dumps(metrics, sort_keys=True))  # one line; the full metrics are in OUT/metrics.json
 
@@ -86,6 +88,7 @@ def flow_validate(
     from pipelines.validate_flow import validate_flow
 
     params_path = _params_path(params_path)
+    load_params(params_path)
     summary = _run(
         lambda: validate_flow(
             curated_root=curated_root,
@@ -106,7 +109,9 @@ def flow_pipeline(sources: tuple[str, ...], params_path: str | None) -> None:
     """Run the scheduled pipeline once now: curate, validate, write data/validated/manifest.json."""
     from pipelines.pipeline_flow import pipeline_flow
 
-    summary = _run(lambda: pipeline_flow(sources=list(sources) or None, params_path=_params_path(params_path)))
+    params_path = _params_path(params_path)
+    load_params(params_path)
+    summary = _run(lambda: pipeline_flow(sources=list(sources) or None, params_path=params_path))
     click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
 
 
@@ -128,6 +133,7 @@ def serve_cmd(params_path: str | None, port: int, check: bool) -> None:
     params_path = _params_path(params_path)
     if params_path is None:
         raise click.UsageError("no params.yaml here: pass --params")
+    load_params(params_path)
     if check:
         click.echo(serve_mod.describe(params_mod.read_raw(params_path)))
         return

@@ -173,7 +173,7 @@ def curate_flow(
     """
     log = get_run_logger()
     raw = params_mod.read_raw(params_path)
-    p = params_mod.with_workers(params_mod.resolve(raw), workers)
+    p = params_mod.with_workers(params_mod.resolve(raw, str(params_path)), workers)
     root = root or p.source(source).get("root")
     if not root:
         raise ValueError(f"no root given and params has no sources.{source}.root")
@@ -222,7 +222,7 @@ def run_curate(
     """Call the curate flow with the task runner params.yaml (or ORCH) chooses."""
     raw = params_mod.read_raw(params_path)
     orch = orch or Orchestration.from_params(raw)
-    count = params_mod.with_workers(params_mod.resolve(raw), workers).run.worker_count()
+    count = params_mod.with_workers(params_mod.resolve(raw, str(params_path)), workers).run.worker_count()
     runner = make_task_runner(orch, count)
     return curate_flow.with_options(task_runner=runner)(
         source=source, out=str(out), root=root, params_path=params_path, workers=workers, task_runner=orch.task_runner

@@ -36,13 +36,14 @@ import math
 from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, placed_landmarks, write_image
-from fer_data.sources.base import Reject, Sample, Source, relative_locator
+from fer_data.params import Str, param
+from fer_data.sources.base import Reject, Sample, Source, SourceParams, relative_locator
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,17 @@ class BadField(ValueError):
     """A CSV field that does not hold what its column promises."""
 
 
+class AffectNetParams(SourceParams):
+    lists: dict[Str, Literal["train", "val", "test"]] = param(
+        {"training.csv": "train", "validation.csv": "val"}, "a mapping list file -> train|val|test", "the label lists"
+    )
+    lists_dir: Str | None = param(None, "null or a folder", "where the lists are (null: the root, then LIST_DIRS)")
+    images_dir: Str = param("Manually_Annotated_Images", "a folder", "the lists' subDirectory_filePath is below it")
+
+
 class AffectNet(Source):
     name = "affectnet"
-    defaults: Mapping[str, Any] = {
-        "lists": {"training.csv": "train", "validation.csv": "val"},  # list file -> split
-        "lists_dir": None,  # None: the root, then Manually_Annotated_file_lists/
-        "images_dir": "Manually_Annotated_Images",
-    }
+    params_model = AffectNetParams
 
     def _list_path(self, name: str) -> Path | None:
         dirs = (self.params["lists_dir"],) if self.params.get("lists_dir") else LIST_DIRS

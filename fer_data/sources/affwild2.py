@@ -54,15 +54,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
+from fer_data.params import Float, Int, Str, param
 from fer_data.records import Kind, Reason
-from fer_data.sources.base import KeyedSource, Reject, Sample
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
 
 log = logging.getLogger("fer_data.sources.affwild2")
 
@@ -162,33 +163,47 @@ class Piece:
         return self.end is None or self.end >= frames
 
 
+class AffWild2Params(SourceParams):
+    annotation_dirs: list[Str] = param(
+        ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
+        "a list of folder names",
+        "the annotation folder names looked for, in order",
+    )
+    set_splits: dict[Str, Literal["train", "val", "test"]] = param(
+        {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},
+        "a mapping set folder -> train|val|test",
+        "the split each annotation set folder stands for",
+    )
+    search_depth: Int = param(3, "an integer >= 1", "how deep below the root the annotation folder is looked for", ge=1)
+    frames: Literal["auto", "cropped", "video"] = param(
+        "auto", "auto, cropped or video", "crops (cropped_aligned/), decoded videos, or crops when present"
+    )
+    frames_dir: Str = param("cropped_aligned", "a folder name", "the crop folders' parent")
+    frame_name: Str = param("{:05d}.jpg", "a format string", "a crop's file name from its 1-based frame number")
+    video_dirs: list[Str] = param(
+        ["videos", "batch1", "batch2", "new_vids"], "a list of folder names", "where videos are looked for"
+    )
+    video_extensions: list[Str] = param([".mp4", ".avi"], "a list of suffixes", "video file suffixes")
+    frame_stride: Int = param(
+        10, "an integer >= 1", "every n-th annotated frame (neighbours are near duplicates)", ge=1
+    )
+    max_frames_per_video: Int = param(0, "an integer >= 0 (0: no cap)", "most frames a video, spread over it", ge=0)
+    expected_face_fraction: Float = param(
+        0.25, "a number in (0, 1]", "in-the-wild faces: about a quarter of the frame height", gt=0, le=1
+    )
+    decode_threads: Int = param(1, "an integer >= 1", "FFmpeg threads a video (the engine's processes scale)", ge=1)
+
+
 class AffWild2(KeyedSource):
     name = "affwild2"
     reasons = (Reason("unannotated", Kind.POLICY, "frames the annotation file marks -1 (not annotated)"),)
-    defaults: Mapping[str, Any] = {
-        "annotation_dirs": ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
-        "set_splits": {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},
-        "search_depth": 3,  # how deep below the root the annotation folder is looked for
-        "frames": "auto",  # cropped | video | auto (crops when the video's crop folder exists)
-        "frames_dir": "cropped_aligned",
-        "frame_name": "{:05d}.jpg",
-        "video_dirs": ["videos", "batch1", "batch2", "new_vids"],
-        "video_extensions": [".mp4", ".avi"],
-        "frame_stride": 10,
-        "max_frames_per_video": 0,  # 0 = no cap
-        "expected_face_fraction": 0.25,  # in-the-wild faces: about a quarter of the frame height
-        "decode_threads": 1,  # FFmpeg threads per video; the engine's processes are the parallelism
-    }
+    params_model = AffWild2Params
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         p = self.params
-        if p["frames"] not in ("auto", "cropped", "video"):
-            raise ValueError(f"affwild2: frames must be auto, cropped or video, not {p['frames']!r}")
         self.stride = int(p["frame_stride"])
         self.cap = int(p["max_frames_per_video"])
-        if self.stride < 1 or self.cap < 0:
-            raise ValueError("affwild2: frame_stride must be >= 1 and max_frames_per_video >= 0")
 
     # --- listing -------------------------------------------------------------------------
 

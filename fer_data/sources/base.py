@@ -15,6 +15,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import create_model
+
+from fer_data.params import Block, Str, param, validated
 from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
 
 #: Re-exported: sources and their tests import the records from here.
@@ -25,24 +28,50 @@ __all__ = [
     "Reject",
     "Sample",
     "Source",
+    "SourceParams",
     "relative_locator",
     "sha256_bytes",
 ]
+
+
+class SourceParams(Block):
+    """A source's `sources.<name>` block; each source extends it with its own keys (and documents them)."""
+
+    root: Str | None = param(None, "a folder path", "the dataset folder as distributed (relative to the project)")
 
 
 class Source(ABC):
     """A dataset in its native layout. Subclasses set `name` and implement `__iter__`."""
 
     name: ClassVar[str]
-    #: Per-source params defaults, overridden by params.yaml's `sources.<name>` block.
+    #: The schema of params.yaml's `sources.<name>` block: defaults, allowed values, descriptions.
+    params_model: ClassVar[type[SourceParams]] = SourceParams
+    #: The model's defaults (without `root`), what `self.params` starts from.
     defaults: ClassVar[Mapping[str, Any]] = {}
     #: Reject reasons this source gives beyond fer_data.records.REASONS whose kind is not a
     #: data problem (label policy, no face), so that rates and reports count them right.
     reasons: ClassVar[tuple[Reason, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "params_model" in cls.__dict__:
+            cls.defaults = {
+                k: f.get_default(call_default_factory=True)
+                for k, f in cls.params_model.model_fields.items()
+                if k != "root"
+            }
+        elif "defaults" in cls.__dict__:  # a source that lists defaults only: its keys, any values
+            fields = {k: (Any, v) for k, v in cls.defaults.items()}
+            cls.params_model = create_model(f"{cls.__name__}Params", __base__=SourceParams, **fields)
+
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         self.root = Path(root)
-        self.params = {**self.defaults, **(params or {})}
+        given = dict(params or {})
+        # Values are checked here too (sources built directly, in tests and notebooks); unknown keys
+        # only by params.resolve, because a front class hands its whole block to its readers.
+        fields = self.params_model.model_fields
+        validated(self.params_model, {k: v for k, v in given.items() if k in fields}, f"sources.{self.name}", None)
+        self.params = {**self.defaults, **given}
         if not self.root.exists():
             raise FileNotFoundError(f"{self.name}: dataset root {self.root} does not exist")
 

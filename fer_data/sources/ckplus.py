@@ -49,8 +49,9 @@ import numpy as np
 from fer_data import labels
 from fer_data.demo import DemoFaces, placed_landmarks, write_image
 from fer_data.imageio import is_image_file
+from fer_data.params import Bool, Float, Str, param
 from fer_data.records import Kind, Reason
-from fer_data.sources.base import KeyedSource, Reject, Sample, relative_locator
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams, relative_locator
 
 log = logging.getLogger(__name__)
 
@@ -113,25 +114,30 @@ def parse_landmarks(text: str) -> np.ndarray:
     return points
 
 
+class CKPlusParams(SourceParams):
+    neutral_frames: Float = param(
+        0.2, "a number >= 0 (< 1: a fraction, >= 1: a count)", "first frames of a sequence labelled neutral", ge=0
+    )
+    peak_frames: Float = param(
+        0.3, "a number >= 0 (< 1: a fraction, >= 1: a count)", "last frames labelled the sequence's emotion", ge=0
+    )
+    unlabelled_as_neutral: Bool = param(
+        False, "true or false", "sequences without an emotion file still give their first frames as neutral"
+    )
+    # Faces are about half the 490/480 px frame height (dlib box ~250-300 px on real CK+).
+    expected_face_fraction: Float = param(0.5, "a number in (0, 1]", "face width / frame height", gt=0, le=1)
+    images_dir: Str | None = param(None, "null or a folder", "the image folder (null: the first of IMAGE_DIRS)")
+    emotion_dir: Str | None = param(None, "null or a folder", "the emotion labels (null: Emotion/ or Emotion_labels/)")
+    landmarks_dir: Str | None = param(None, "null or a folder", "the provided landmarks (null: Landmarks/)")
+
+
 class CKPlus(KeyedSource):
     name = "ckplus"
     reasons = (Reason("between_neutral_and_peak", Kind.POLICY, "a frame between the neutral onset and the peak"),)
-    defaults: Mapping[str, Any] = {
-        "neutral_frames": 0.2,  # first 20% of a sequence -> neutral
-        "peak_frames": 0.3,  # last 30% -> the sequence's emotion
-        "unlabelled_as_neutral": False,
-        # Faces are about half the 490/480 px frame height (dlib box ~250-300 px on real CK+).
-        "expected_face_fraction": 0.5,
-        "images_dir": None,  # None: the first of IMAGE_DIRS that exists
-        "emotion_dir": None,
-        "landmarks_dir": None,
-    }
+    params_model = CKPlusParams
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
-        for key in ("neutral_frames", "peak_frames"):
-            if float(self.params[key]) < 0:
-                raise ValueError(f"sources.ckplus.{key} must be >= 0 (a fraction below 1, or a frame count)")
         images = self._folder("images_dir", IMAGE_DIRS)
         if images is None:
             raise FileNotFoundError(f"ckplus: no {IMAGE_DIRS[0]}/ folder under {self.root}")

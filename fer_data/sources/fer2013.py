@@ -41,15 +41,16 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import Reject, Sample, Source
+from fer_data.params import Bool, Str, param
+from fer_data.sources.base import Reject, Sample, Source, SourceParams
 from fer_data.sources.fer2013_csv import PixelCsv, PixelRow, records_per_shard
-from fer_data.sources.folder import ClassFolders
+from fer_data.sources.folder import ClassFolders, FolderParams
 
 log = logging.getLogger("fer_data.sources.fer2013")
 
@@ -61,7 +62,6 @@ CSV_CHOICES: tuple[tuple[str, ...], ...] = (("fer2013.csv",), ("icml_face_data.c
 #: Split of the Kaggle files that have no Usage column.
 FILE_SPLITS = {"train": "train", "test": "test"}
 ORIGIN = re.compile(r"^(Training|PublicTest|PrivateTest)_")
-LAYOUTS = ("auto", "csv", "folders")
 
 
 def csv_files(root: Path, explicit: object = "auto") -> list[str]:
@@ -191,11 +191,15 @@ def split_of(values: Mapping[str, str], stem: str, has_usage: bool) -> tuple[str
     return USAGE_SPLITS[usage], usage
 
 
+class FER2013FoldersParams(FolderParams):
+    precropped: Bool = param(True, "true or false", "FER2013's images are 48x48 face crops")
+
+
 class FER2013Folders(ClassFolders):
     """Kaggle's image-folder variant: `train|test/<class>/<Origin>_<n>.jpg`, 48x48 crops."""
 
     name = NAME
-    defaults: Mapping[str, Any] = {**ClassFolders.defaults, "precropped": True, "subject_pattern": None}
+    params_model = FER2013FoldersParams
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
@@ -213,23 +217,28 @@ class FER2013Folders(ClassFolders):
             yield item
 
 
+class FER2013Params(SourceParams):
+    layout: Literal["auto", "csv", "folders"] = param(
+        "auto", "auto, csv or folders", "csv when a FER2013 CSV is in the root (auto), else the image folders"
+    )
+    csv_files: Literal["auto"] | list[Str] = param(
+        "auto",
+        "auto or a list of root-relative CSV files",
+        "auto: fer2013.csv, else icml_face_data.csv, else train+test",
+    )
+    images_subdir: Str = param("images", "a folder", "folders layout: train/ + test/ in the root, else below this")
+    class_map: dict[Str, Str] = param({}, "a mapping folder name -> canonical class", "folders layout: extra names")
+
+
 class FER2013(Source):
     """`--source fer2013`: picks the layout (see the module docstring) and reads it."""
 
     name = NAME
-    defaults: Mapping[str, Any] = {
-        "layout": "auto",  # auto | csv | folders
-        "csv_files": "auto",  # or a list of root-relative CSV files
-        "images_subdir": "images",  # where the folder variant may sit below the root
-        "class_map": {},  # folder layout: extra folder names -> canonical class
-    }
+    params_model = FER2013Params
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
-        layout = self.params["layout"]
-        if layout not in LAYOUTS:
-            raise ValueError(f"{NAME}: layout must be one of {LAYOUTS}, got {layout!r}")
-        self.layout, self.impl = self._open(layout)
+        self.layout, self.impl = self._open(self.params["layout"])
 
     def _open(self, layout: str) -> tuple[str, Source]:
         files = csv_files(self.root, self.params.get("csv_files", "auto"))

@@ -54,12 +54,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
+from fer_data.params import Str, param
 from fer_data.records import Kind, Reason
-from fer_data.sources.base import Reject, Sample, Source, relative_locator
+from fer_data.sources.base import Reject, Sample, Source, SourceParams, relative_locator
 from fer_data.sources.fer2013 import USAGE_SPLITS, demo_usage, write_fer2013_csv
 from fer_data.sources.fer2013_csv import (
     Line,
@@ -183,31 +184,37 @@ class _Tail:
             yield self.source.reject(first, reason, f"{count} row(s) from {first} to {last}: {detail}")
 
 
+class FERPlusParams(SourceParams):
+    pixels: Literal["auto", "fer2013_csv", "png"] = param(
+        "auto",
+        "auto, fer2013_csv or png",
+        "fer2013.csv joined by row, or FER+'s PNG folders; auto: fer2013_csv when that file exists",
+    )
+    label_mode: Literal["majority", "plurality"] = param(
+        "majority", "majority or plurality", "FER+'s majority rule, or the most votes (ties rejected)"
+    )
+    votes: Literal["fer2013new", "label_csv"] = param(
+        "fer2013new", "fer2013new or label_csv", "fer2013_csv layout: votes from fer2013new.csv or label.csv"
+    )
+    fer2013_csv: Str = param("fer2013.csv", "a file path", "FER2013's pixels, relative to the root or absolute")
+    unmatched_rows: Literal["reject", "summary"] = param(
+        "reject", "reject or summary", "rows one file has and the other lacks: a reject each, or one a shard"
+    )
+
+
 class FERPlus(Source):
     name = NAME
     reasons = (
         Reason("not_a_face", Kind.POLICY, "FER+ annotators marked the FER2013 image not a face"),
         Reason("no_majority", Kind.POLICY, "no class wins the votes under label_mode"),
     )
-    defaults: Mapping[str, Any] = {
-        "pixels": "auto",  # auto | fer2013_csv (fer2013.csv + fer2013new.csv) | png (data/FER2013*/ PNGs + label.csv)
-        "label_mode": "majority",  # majority | plurality
-        "votes": "fer2013new",  # fer2013new (fer2013new.csv) | label_csv (data/FER2013*/label.csv)
-        "fer2013_csv": "fer2013.csv",  # FER2013's pixels: relative to the root, or absolute
-        "unmatched_rows": "reject",  # reject (one per row) | summary (one per shard)
-    }
+    params_model = FERPlusParams
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         self.mode = self.params["label_mode"]
         if self.mode not in MODES:
             raise ValueError(f"{NAME}: label_mode must be one of {MODES}, got {self.mode!r}")
-        if self.params["votes"] not in ("fer2013new", "label_csv"):
-            raise ValueError(f"{NAME}: votes must be fer2013new or label_csv, got {self.params['votes']!r}")
-        if self.params["unmatched_rows"] not in ("reject", "summary"):
-            raise ValueError(f"{NAME}: unmatched_rows must be reject or summary, got {self.params['unmatched_rows']!r}")
-        if self.params["pixels"] not in ("auto", "fer2013_csv", "png"):
-            raise ValueError(f"{NAME}: pixels must be auto, fer2013_csv or png, got {self.params['pixels']!r}")
         self.pixels_path = self.root / self.params["fer2013_csv"]  # an absolute path stays absolute
         self.votes_path = self.root / VOTES_FILE
         self.layout = self._layout()

@@ -9,21 +9,27 @@ decodes through their palette. JAFFE has no official split.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import KeyedSource, Reject, Sample, relative_locator
+from fer_data.params import Float, param
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams, relative_locator
 
 NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$")
+
+
+class JAFFEParams(SourceParams):
+    expected_face_fraction: Float = param(
+        0.5, "a number in (0, 1]", "face width / image side, for the detection scale", gt=0, le=1
+    )
 
 
 class JAFFE(KeyedSource):
     name = "jaffe"
     # Faces fill about half of the 256 px frame.
-    defaults: Mapping[str, Any] = {"expected_face_fraction": 0.5}
+    params_model = JAFFEParams
 
     def keys(self) -> Iterator[str]:
         files = (p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in (".tif", ".tiff"))

@@ -22,15 +22,14 @@ Decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.folder import ClassFolders, Labelled, Place
+from fer_data.params import Float, param
+from fer_data.sources.folder import ClassFolders, FolderParams, Labelled, Place
 
 CODE = re.compile(r"^(?P<code>" + "|".join(labels.TFEID_CODES) + ")", re.IGNORECASE)
 
@@ -44,9 +43,13 @@ def parse_name(stem: str) -> tuple[str, str] | None:
     return (tokens[0], m["code"].lower()) if m else None
 
 
+class TFEIDParams(FolderParams):
+    expected_face_fraction: Float = param(0.45, "a number in (0, 1]", "face width / image side", gt=0, le=1)
+
+
 class TFEID(ClassFolders):
     name = "tfeid"
-    defaults: Mapping[str, Any] = {**ClassFolders.defaults, "expected_face_fraction": 0.45}
+    params_model = TFEIDParams
 
     def name_carries_label(self, place: Place) -> bool:
         return parse_name(place.stem) is not None
