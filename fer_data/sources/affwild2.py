@@ -9,7 +9,7 @@ below the root, e.g. `6th ABAW Annotations/EXPR_Recognition_Challenge/`):
     videos/<video>.mp4 | .avi               raw videos (`video_dirs`; downloads use batch1/, batch2/, new_vids/)
 
 An annotation file's first line names the classes (`Neutral,Anger,...,Surprise,Other`; the
-older files have no `Other`), mapped through `labels.AFFWILD2` by name, never by position.
+older files have no `Other`), mapped through `LABELS` by name, never by position.
 Line i+1 is the class index of frame i (frame 1 = `00001.jpg` = the video's first decoded
 frame); -1 means the frame is not annotated. `<base>_left.txt` / `<base>_right.txt` annotate
 the two people of the two-person video `<base>.mp4`: their samples keep the face on that half
@@ -54,7 +54,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -65,6 +65,18 @@ from fer_data.params import Float, Int, Str, param
 from fer_data.records import Kind, Reason
 from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
 
+#: Aff-Wild2 / ABAW expression class names as written on the annotation files' first line.
+LABELS = {
+    "Neutral": labels.NEUTRAL,
+    "Anger": labels.ANGER,
+    "Disgust": labels.DISGUST,
+    "Fear": labels.FEAR,
+    "Happiness": labels.HAPPINESS,
+    "Sadness": labels.SADNESS,
+    "Surprise": labels.SURPRISE,
+    "Other": labels.NOT_AN_EMOTION,
+}
+
 log = logging.getLogger("fer_data.sources.affwild2")
 
 #: Per file, bad lines reported one by one before the rest are summarised in one reject.
@@ -72,7 +84,7 @@ MAX_LINE_REJECTS = 20
 UNANNOTATED = -1
 SIDE = re.compile(r"^(?P<base>.+)_(?P<side>left|right)$")
 RANGE = re.compile(r"^(?P<rel>.+)#(?P<start>\d+)-(?P<end>\d+)$")
-CLASS_NAMES = {k.lower(): v for k, v in labels.AFFWILD2.items()}
+CLASS_NAMES = {k.lower(): v for k, v in LABELS.items()}
 
 
 @dataclass
@@ -198,6 +210,7 @@ class AffWild2(KeyedSource):
     name = "affwild2"
     reasons = (Reason("unannotated", Kind.POLICY, "frames the annotation file marks -1 (not annotated)"),)
     params_model = AffWild2Params
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"classes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
@@ -348,8 +361,7 @@ class AffWild2(KeyedSource):
             return self.reject(
                 locator,
                 "unknown_label",
-                f"class {native!r} from the header of {ann.rel} is not an "
-                f"Aff-Wild2 class ({', '.join(labels.AFFWILD2)})",
+                f"class {native!r} from the header of {ann.rel} is not an Aff-Wild2 class ({', '.join(LABELS)})",
             )
         split = self.params["set_splits"].get(ann.set_dir) if ann.set_dir else None
         return Sample(
@@ -502,7 +514,7 @@ class AffWild2(KeyedSource):
                 frame = np.clip(crop + int(6 * math.sin(n / 3)), 0, 255).astype(np.uint8)
                 write_image(out_dir / "cropped_aligned" / "demo_004" / f"{n:05d}.jpg", frame, quality=92)
         ann = out_dir / "annotations" / "EXPR_Classification_Challenge"
-        header = ",".join(labels.AFFWILD2)
+        header = ",".join(LABELS)
         write_annotation(ann / "Train_Set" / "demo_001.txt", header, _segments(48, offset=0))
         write_annotation(ann / "Train_Set" / "demo_003_left.txt", header, _segments(40, offset=2))
         write_annotation(ann / "Validation_Set" / "demo_002.txt", header, _segments(40, offset=4))

@@ -51,6 +51,9 @@ class Source(ABC):
     #: Reject reasons this source gives beyond fer_data.records.REASONS whose kind is not a
     #: data problem (label policy, no face), so that rates and reports count them right.
     reasons: ClassVar[tuple[Reason, ...]] = ()
+    #: The dataset's native label -> canonical label tables (fer_data.labels), by what they key on.
+    #: A code that is not a key is an unknown label, never a guess.
+    label_tables: ClassVar[Mapping[str, Mapping[Any, str]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

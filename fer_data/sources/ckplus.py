@@ -7,7 +7,7 @@ Layout (the four zips of the distribution, unpacked side by side):
     Landmarks/S005/001/S005_001_00000001_landmarks.txt      68 lines of "x y" (AAM tracks)
 
 Some copies name the label folder `Emotion_labels` (the zip's name); both are found. Codes:
-0 neutral .. 7 surprise (`labels.CKPLUS`). Only 327 of the 593 sequences have an emotion file;
+0 neutral .. 7 surprise (`LABELS`). Only 327 of the 593 sequences have an emotion file;
 it sits at the peak (last) frame. Frames are 640x490 grey, 640x480 or 720x480 colour.
 
 Which frames get which label. A sequence runs from a neutral face to the peak, so its first
@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -52,6 +52,17 @@ from fer_data.imageio import is_image_file
 from fer_data.params import Bool, Float, Str, param
 from fer_data.records import Kind, Reason
 from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams, relative_locator
+
+LABELS = {
+    0: labels.NEUTRAL,
+    1: labels.ANGER,
+    2: labels.CONTEMPT,
+    3: labels.DISGUST,
+    4: labels.FEAR,
+    5: labels.HAPPINESS,
+    6: labels.SADNESS,
+    7: labels.SURPRISE,
+}
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +146,7 @@ class CKPlus(KeyedSource):
     name = "ckplus"
     reasons = (Reason("between_neutral_and_peak", Kind.POLICY, "a frame between the neutral onset and the peak"),)
     params_model = CKPlusParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
@@ -207,13 +219,13 @@ class CKPlus(KeyedSource):
         peak, neutral = number > length - n_peak, number <= n_neutral
         if label is None:
             if neutral and self.params["unlabelled_as_neutral"]:
-                code, canonical = 0, labels.CKPLUS[0]
+                code, canonical = 0, LABELS[0]
             else:
                 code, canonical = None, None
         elif peak:
             code, canonical = label.code, label.label
         elif neutral:
-            code, canonical = 0, labels.CKPLUS[0]
+            code, canonical = 0, LABELS[0]
         else:
             return self.reject(locator, "between_neutral_and_peak", _between_detail(number, length, n_neutral, n_peak))
         return Sample(
@@ -300,7 +312,7 @@ class CKPlus(KeyedSource):
         except ValueError as exc:
             return SequenceLabel(locator, frame, reason="bad_label_file", detail=str(exc))
         try:
-            return SequenceLabel(locator, frame, code=code, label=labels.to_canonical(labels.CKPLUS, code))
+            return SequenceLabel(locator, frame, code=code, label=labels.to_canonical(LABELS, code))
         except labels.UnknownLabel as exc:
             return SequenceLabel(locator, frame, reason="unknown_label", detail=f"{exc} (CK+ codes are 0-7)")
 

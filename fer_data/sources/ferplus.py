@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
@@ -73,6 +73,32 @@ from fer_data.sources.fer2013_csv import (
     split_fields,
 )
 
+#: FER+ vote columns, in the order they appear in fer2013new.csv / label.csv.
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+LABELS = {
+    "neutral": labels.NEUTRAL,
+    "happiness": labels.HAPPINESS,
+    "surprise": labels.SURPRISE,
+    "sadness": labels.SADNESS,
+    "anger": labels.ANGER,
+    "disgust": labels.DISGUST,
+    "fear": labels.FEAR,
+    "contempt": labels.CONTEMPT,
+    "unknown": labels.NOT_AN_EMOTION,
+    "NF": labels.NOT_AN_EMOTION,
+}
+
 log = logging.getLogger("fer_data.sources.ferplus")
 
 NAME = "ferplus"
@@ -80,7 +106,6 @@ VOTES_FILE = "fer2013new.csv"
 #: FER+'s label.csv folders and the FER2013 Usage each holds.
 LABEL_DIRS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
 MODES = ("majority", "plurality")
-VOTE_COLUMNS = labels.FERPLUS_COLUMNS  # 8 emotions, then unknown, NF
 EMOTION_COLUMNS = VOTE_COLUMNS[:8]
 #: fer2013new.csv columns read (header names, lower case).
 VOTES_WANTED = ("usage", "image name", *(c.lower() for c in VOTE_COLUMNS))
@@ -127,7 +152,7 @@ WINNERS = {"majority": majority, "plurality": plurality}
 
 def vote_distribution(votes: Sequence[float]) -> list[float] | None:
     """Votes of the 8 emotions as fractions, in labels.CANONICAL order (None without any)."""
-    by_label = {labels.FERPLUS[c]: v for c, v in zip(EMOTION_COLUMNS, votes)}
+    by_label = {LABELS[c]: v for c, v in zip(EMOTION_COLUMNS, votes)}
     total = sum(by_label.values())
     if total <= 0:
         return None
@@ -209,6 +234,7 @@ class FERPlus(Source):
         Reason("no_majority", Kind.POLICY, "no class wins the votes under label_mode"),
     )
     params_model = FERPlusParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"vote_columns": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
@@ -402,7 +428,7 @@ class FERPlus(Source):
             )
             return self.reject(locator, "no_majority", f"{image}: no class has {rule} ({describe(votes)})")
         column = VOTE_COLUMNS[winner]
-        label = labels.FERPLUS[column]
+        label = LABELS[column]
         if label == labels.NOT_AN_EMOTION:
             return self.reject(
                 locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})"

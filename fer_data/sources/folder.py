@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
@@ -162,6 +162,7 @@ class ClassFolders(KeyedSource):
 
     name = "folder"
     params_model = FolderParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"folders": labels.FOLDER_NAMES}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)

@@ -6,7 +6,7 @@ Layout:
     Image/aligned/train_00001_aligned.jpg  100x100 faces, already aligned by the authors
     Image/original/train_00001.jpg         the full web photos
 
-Codes 1 surprise .. 7 neutral (`labels.RAFDB`). The split is the file-name prefix (train /
+Codes 1 surprise .. 7 neutral (`LABELS`). The split is the file-name prefix (train /
 test; RAF-DB has no validation split). 12,271 train and 3,068 test images.
 
 `image_set` picks the images. `aligned` (default): the 100x100 crops are used whole as the
@@ -29,12 +29,22 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.params import Float, Str, param
 from fer_data.sources.base import Reject, Sample, Source, SourceParams
+
+LABELS = {
+    1: labels.SURPRISE,
+    2: labels.FEAR,
+    3: labels.DISGUST,
+    4: labels.HAPPINESS,
+    5: labels.SADNESS,
+    6: labels.ANGER,
+    7: labels.NEUTRAL,
+}
 
 IMAGE_NAME = re.compile(r"^[\w.-]+\.(jpe?g|png|bmp)$", re.IGNORECASE)
 SPLITS = {"train": "train", "test": "test"}
@@ -69,6 +79,7 @@ class RAFDBParams(SourceParams):
 class RAFDB(Source):
     name = "rafdb"
     params_model = RAFDBParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
@@ -140,7 +151,7 @@ class RAFDB(Source):
         locator = self.image_locator(entry.name)
         where = f"{self.label_locator}:{entry.line}"
         try:
-            label = labels.to_canonical(labels.RAFDB, entry.code)
+            label = labels.to_canonical(LABELS, entry.code)
         except labels.UnknownLabel as exc:
             return self.reject(locator, "unknown_label", f"{exc} at {where} (RAF-DB codes are 1-7)")
         path = self.root / locator
