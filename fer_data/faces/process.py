@@ -182,11 +182,11 @@ def _aligned_row(sample, grey, digest, det, n_faces, detector, points, params: P
     dst_l, dst_r = align.eye_targets(ap.size, ap.eye_left, ap.eye_right)
     src_l, src_r = landmarks.eye_centres(points)
     m = align.similarity(src_l, src_r, dst_l, dst_r)
-    face = align.warp(grey, m, ap.size)
+    face = align.warp(grey, m, ap.size, ap.border)
     large = None
     if ap.extra_size:
         ml = align.similarity(src_l, src_r, *align.eye_targets(ap.extra_size, ap.eye_left, ap.eye_right))
-        large = align.warp(grey, ml, ap.extra_size)
+        large = align.warp(grey, ml, ap.extra_size, ap.border)
     row = _base_row(sample, grey, digest, det, n_faces, detector, face, large, params)
     row.update(
         aligned=True,
@@ -196,6 +196,7 @@ def _aligned_row(sample, grey, digest, det, n_faces, detector, points, params: P
         roll_deg=quality.roll_degrees(points),
         yaw=quality.yaw_estimate(points),
         provided_landmarks_nme=_nme(points, sample.provided_landmarks),
+        outside_fraction=align.outside_fraction(m, grey.shape, ap.size),
     )
     return row
 
@@ -222,6 +223,7 @@ def _unaligned_row(sample, grey, digest, det, n_faces, detector, params: Params)
         roll_deg=None,
         yaw=None,
         provided_landmarks_nme=None,
+        outside_fraction=0.0,  # the crop is resized whole: every pixel is the frame's
     )
     return row
 
