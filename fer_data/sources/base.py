@@ -19,6 +19,7 @@ from pydantic import create_model
 
 from fer_data.params import Block, Str, param, validated
 from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
+from fer_data.sources.parsing import items_per_shard
 
 #: Re-exported: sources and their tests import the records from here.
 __all__ = [
@@ -127,7 +128,7 @@ class KeyedSource(Source):
         keys = list(self.keys())
         if not keys:
             return [{"keys": []}]
-        size = max(1, min(max_items, -(-len(keys) // max(1, min_shards))))
+        size = items_per_shard(len(keys), max_items, min_shards)
         return [{"keys": keys[i : i + size]} for i in range(0, len(keys), size)]
 
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
