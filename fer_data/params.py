@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
         "max_roll_deg": 45.0,
         # RMS distance of the fit from a face shape, in inter-ocular distances (see faces.quality).
         "max_shape_residual": 0.22,
+        # Most pixels a frame may declare, checked from the header before decoding (decompression
+        # bombs; fer_data.imageio.MAX_PIXELS says why 50 MP). Larger files are rejected `image_too_large`.
+        "max_pixels": 50_000_000,
     },
     "align": {
         "size": 48,
@@ -76,6 +79,7 @@ class FaceParams:
     max_eye_distance_ratio: float = 0.65
     max_roll_deg: float = 45.0
     max_shape_residual: float = 0.22
+    max_pixels: int = 50_000_000
 
 
 @dataclass(frozen=True)
