@@ -79,6 +79,7 @@ def curate(source_name: str, root: str | None, out_dir: str, params_path: str | 
     from dataclasses import replace
 
     from fer_data.curate import curate as run_curate
+    from fer_data.output import OutputError
 
     p = _load_params(params_path)
     if workers is not None:
@@ -86,7 +87,10 @@ def curate(source_name: str, root: str | None, out_dir: str, params_path: str | 
     root = root or p.source(source_name).get("root")
     if not root:
         raise click.UsageError(f"no --root given and params has no sources.{source_name}.root")
-    metrics = run_curate(source_name, root, out_dir, p)
+    try:
+        metrics = run_curate(source_name, root, out_dir, p)
+    except OutputError as exc:  # busy, full or read-only output: one line, the real cause
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 

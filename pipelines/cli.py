@@ -26,14 +26,15 @@ def _params_path(path: str | None) -> str | None:
 
 
 def _run(fn: Callable[[], Any]) -> Any:
-    """Run FN with a Prefect API available; turn a failed validation into a clear non-zero exit."""
+    """Run FN with a Prefect API available; a failed validation or an unwritable output is a clear non-zero exit."""
+    from fer_data.output import OutputError
     from fer_data.validate import ValidationFailed
     from pipelines.runners import api
 
     with api():
         try:
             return fn()
-        except ValidationFailed as exc:
+        except (ValidationFailed, OutputError) as exc:
             raise click.ClickException(str(exc)) from None
 
 
