@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fer_data import output, schema, sources
+from fer_data.imageio import clean_detail
 from fer_data.labels import NOT_AN_EMOTION
 from fer_data.params import Params
 from fer_data.sources.base import Reject, Sample
@@ -140,7 +141,8 @@ class _PartWriter:
 
 
 def _reject_row(r: Reject) -> dict:
-    return {"source": r.source, "locator": r.locator, "reason": r.reason, "detail": r.detail}
+    """A rejects-table row; details lose memory addresses a parser's message may carry (same input, same bytes)."""
+    return {"source": r.source, "locator": r.locator, "reason": r.reason, "detail": clean_detail(r.detail)}
 
 
 def part_name(index: int) -> str:
