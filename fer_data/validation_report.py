@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fer_data.params import Params
+from fer_data.reports.html import Face, face_grid, page
 from fer_data.reports.html import esc as _e
-from fer_data.reports.html import page
 
 if TYPE_CHECKING:
     from fer_data.validate import Report, SourceResult, SuiteResult
@@ -76,13 +76,35 @@ def _counts(s: SourceResult) -> str:
     return f"<h3>Class proportions</h3>{classes}<h3>Rejects by reason</h3>{rejects}"
 
 
-def _suite(suite: SuiteResult) -> str:
+def _offending(e: Mapping[str, Any], faces: Mapping[str, Any]) -> str:
+    """A row under a failed expectation: the rows it names, with their aligned faces where there are some."""
+    from fer_data.validate import FACES_SHOWN
+
+    rows = e.get("offending") or []
+    if not rows:
+        return ""
+    shown = [
+        Face(faces[r["sample_id"]], (str(r.get("locator")), f"id {r['sample_id']}", f"value {_value(r.get('value'))}"))
+        for r in rows[:FACES_SHOWN]
+        if r.get("sample_id") in faces
+    ]
+    names = ", ".join(f"{r.get('locator')}" + (f" ({r['sample_id']})" if r.get("sample_id") else "") for r in rows)
+    grid = face_grid(shown, width=96) if shown else ""
+    return f'<tr class="failrow"><td></td><td colspan=4>offending rows (first {len(rows)}): {_e(names)}{grid}</td></tr>'
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _suite(suite: SuiteResult, faces: Mapping[str, Any] | None = None) -> str:
     from fer_data.validate import criteria, describe_observed
 
     link = f' &middot; <a href="{_e(suite.docs_page)}">Data Docs page</a>' if suite.docs_page else ""
     rows = "".join(
         f'<tr class="{"" if e["success"] else "failrow"}"><td>{_status(e["success"])}</td><td><code>{_e(e["type"])}</code></td>'
         f"<td>{_e(e['column'])}</td><td>{_e(criteria(e))}</td><td>{_e(describe_observed(e))}</td></tr>"
+        + ("" if e["success"] else _offending(e, faces or {}))
         for e in suite.expectations
     )
     head = "<tr><th>result</th><th>expectation</th><th>column</th><th>criteria</th><th>observed</th></tr>"
@@ -94,7 +116,7 @@ def _source(s: SourceResult) -> str:
     return (
         f'<h2 id="{_e(s.source)}">{_e(s.source)} {badge}</h2><p class=muted>table: <code>{_e(s.table)}</code></p>'
         + _counts(s)
-        + "".join(_suite(x) for x in s.suites)
+        + "".join(_suite(x, s.faces) for x in s.suites)
     )
 
 
