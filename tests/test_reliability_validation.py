@@ -95,3 +95,23 @@ def test_one_row_beyond_the_margin_does_not_block_a_source(real_curated):
     assert report.success, report.failure_message()
     ok = pc.sum(pc.equal(pq.read_table(out / "one-off" / "fer2013" / "curated.parquet").column("aligned"), True))
     assert ok.as_py() > 0
+
+
+def test_flow_commands_log_an_expected_failure_in_one_line_without_traceback():
+    import logging
+
+    from fer_data.output import OutputError
+    from pipelines.cli import _NoTracebackFor
+
+    try:
+        raise OutputError("cannot write out: no space left on device (ENOSPC)")
+    except OutputError:
+        import sys
+
+        record = logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "boom %s", ("x",), sys.exc_info())
+    assert _NoTracebackFor((OutputError,)).filter(record)
+    assert record.getMessage() == "OutputError (message below)" and record.exc_info is None
+    other = logging.LogRecord(
+        "prefect.flow_runs", logging.ERROR, __file__, 1, "boom", (), (ValueError, ValueError(), None)
+    )
+    assert _NoTracebackFor((OutputError,)).filter(other) and other.exc_info is not None  # bugs keep their traceback
