@@ -43,7 +43,7 @@ from fer_data import output, schema, sources
 from fer_data.imageio import clean_detail
 from fer_data.labels import NOT_AN_EMOTION
 from fer_data.params import Params
-from fer_data.sources.base import Reject, Sample
+from fer_data.records import Reject, Sample
 
 log = logging.getLogger("fer_data.curate")
 

@@ -9,7 +9,7 @@ below the root, e.g. `6th ABAW Annotations/EXPR_Recognition_Challenge/`):
     videos/<video>.mp4 | .avi               raw videos (`video_dirs`; downloads use batch1/, batch2/, new_vids/)
 
 An annotation file's first line names the classes (`Neutral,Anger,...,Surprise,Other`; the
-older files have no `Other`), mapped through `labels.AFFWILD2` by name, never by position.
+older files have no `Other`), mapped through `LABELS` by name, never by position.
 Line i+1 is the class index of frame i (frame 1 = `00001.jpg` = the video's first decoded
 frame); -1 means the frame is not annotated. `<base>_left.txt` / `<base>_right.txt` annotate
 the two people of the two-person video `<base>.mp4`: their samples keep the face on that half
@@ -54,14 +54,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import KeyedSource, Reject, Sample
+from fer_data.params import Float, Int, Str, param
+from fer_data.records import Kind, Reason
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
+
+#: Aff-Wild2 / ABAW expression class names as written on the annotation files' first line.
+LABELS = {
+    "Neutral": labels.NEUTRAL,
+    "Anger": labels.ANGER,
+    "Disgust": labels.DISGUST,
+    "Fear": labels.FEAR,
+    "Happiness": labels.HAPPINESS,
+    "Sadness": labels.SADNESS,
+    "Surprise": labels.SURPRISE,
+    "Other": labels.NOT_AN_EMOTION,
+}
 
 log = logging.getLogger("fer_data.sources.affwild2")
 
@@ -70,7 +84,7 @@ MAX_LINE_REJECTS = 20
 UNANNOTATED = -1
 SIDE = re.compile(r"^(?P<base>.+)_(?P<side>left|right)$")
 RANGE = re.compile(r"^(?P<rel>.+)#(?P<start>\d+)-(?P<end>\d+)$")
-CLASS_NAMES = {k.lower(): v for k, v in labels.AFFWILD2.items()}
+CLASS_NAMES = {k.lower(): v for k, v in LABELS.items()}
 
 
 @dataclass
@@ -161,32 +175,48 @@ class Piece:
         return self.end is None or self.end >= frames
 
 
+class AffWild2Params(SourceParams):
+    annotation_dirs: list[Str] = param(
+        ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
+        "a list of folder names",
+        "the annotation folder names looked for, in order",
+    )
+    set_splits: dict[Str, Literal["train", "val", "test"]] = param(
+        {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},
+        "a mapping set folder -> train|val|test",
+        "the split each annotation set folder stands for",
+    )
+    search_depth: Int = param(3, "an integer >= 1", "how deep below the root the annotation folder is looked for", ge=1)
+    frames: Literal["auto", "cropped", "video"] = param(
+        "auto", "auto, cropped or video", "crops (cropped_aligned/), decoded videos, or crops when present"
+    )
+    frames_dir: Str = param("cropped_aligned", "a folder name", "the crop folders' parent")
+    frame_name: Str = param("{:05d}.jpg", "a format string", "a crop's file name from its 1-based frame number")
+    video_dirs: list[Str] = param(
+        ["videos", "batch1", "batch2", "new_vids"], "a list of folder names", "where videos are looked for"
+    )
+    video_extensions: list[Str] = param([".mp4", ".avi"], "a list of suffixes", "video file suffixes")
+    frame_stride: Int = param(
+        10, "an integer >= 1", "every n-th annotated frame (neighbours are near duplicates)", ge=1
+    )
+    max_frames_per_video: Int = param(0, "an integer >= 0 (0: no cap)", "most frames a video, spread over it", ge=0)
+    expected_face_fraction: Float = param(
+        0.25, "a number in (0, 1]", "in-the-wild faces: about a quarter of the frame height", gt=0, le=1
+    )
+    decode_threads: Int = param(1, "an integer >= 1", "FFmpeg threads a video (the engine's processes scale)", ge=1)
+
+
 class AffWild2(KeyedSource):
     name = "affwild2"
-    defaults: Mapping[str, Any] = {
-        "annotation_dirs": ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
-        "set_splits": {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},
-        "search_depth": 3,  # how deep below the root the annotation folder is looked for
-        "frames": "auto",  # cropped | video | auto (crops when the video's crop folder exists)
-        "frames_dir": "cropped_aligned",
-        "frame_name": "{:05d}.jpg",
-        "video_dirs": ["videos", "batch1", "batch2", "new_vids"],
-        "video_extensions": [".mp4", ".avi"],
-        "frame_stride": 10,
-        "max_frames_per_video": 0,  # 0 = no cap
-        "expected_face_fraction": 0.25,  # in-the-wild faces: about a quarter of the frame height
-        "decode_threads": 1,  # FFmpeg threads per video; the engine's processes are the parallelism
-    }
+    reasons = (Reason("unannotated", Kind.POLICY, "frames the annotation file marks -1 (not annotated)"),)
+    params_model = AffWild2Params
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"classes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         p = self.params
-        if p["frames"] not in ("auto", "cropped", "video"):
-            raise ValueError(f"affwild2: frames must be auto, cropped or video, not {p['frames']!r}")
         self.stride = int(p["frame_stride"])
         self.cap = int(p["max_frames_per_video"])
-        if self.stride < 1 or self.cap < 0:
-            raise ValueError("affwild2: frame_stride must be >= 1 and max_frames_per_video >= 0")
 
     # --- listing -------------------------------------------------------------------------
 
@@ -274,6 +304,14 @@ class AffWild2(KeyedSource):
         base, side = split_side(video)
         return (self.videos[base], side) if side and base in self.videos else None
 
+    def frames_of(self, video: str) -> CroppedFrames | VideoFrames | None:
+        """Where this annotation's frames come from: its crops when there (and allowed), else its video."""
+        crops = self.crop_dir(video)
+        if crops is not None:
+            return CroppedFrames(self, crops)
+        found = self.video_file(video)
+        return VideoFrames(self, *found) if found is not None else None
+
     def _missing(self, video: str) -> str:
         looked = []
         if self.params["frames"] in ("auto", "cropped"):
@@ -297,19 +335,15 @@ class AffWild2(KeyedSource):
             span = ann.frames if piece.end is None else min(piece.end, ann.frames) - piece.start + 1
             yield self.reject(piece.key, "unannotated", f"unannotated_frames: {unannotated} of {span} (label -1)")
         frames = [n for n in select_frames(ann.codes, self.stride, self.cap) if piece.covers(n)]
-        crops = self.crop_dir(ann.video)
-        if crops is not None:
-            yield from self._crop_items(ann, piece, crops, frames)
-            return
-        video = self.video_file(ann.video)
-        if video is None:
+        reader = self.frames_of(ann.video)
+        if reader is None:
             yield self.reject(
                 piece.key,
                 "missing_video",
                 f"{self._missing(ann.video)}: {len(frames)} selected annotated frame(s) lost",
             )
             return
-        yield from self._video_items(ann, piece, video[0], video[1], frames)
+        yield from reader.items(ann, piece, frames)
 
     def _line_rejects(self, ann: Annotation, piece: Piece) -> Iterator[Reject]:
         bad = [(line, why) for line, why in ann.bad_lines if piece.covers(line - 1)]
@@ -323,7 +357,7 @@ class AffWild2(KeyedSource):
                 f"{len(rest)} more malformed line(s), lines {rest[0][0]}-{rest[-1][0]}",
             )
 
-    def _sample(self, ann: Annotation, frame: int, locator: str) -> Sample | Reject:
+    def sample(self, ann: Annotation, frame: int, locator: str) -> Sample | Reject:
         """The labelled sample of one frame (no pixels yet), or an unknown_label reject."""
         native = ann.classes[ann.codes[frame - 1]]
         label = CLASS_NAMES.get(native.lower())
@@ -331,8 +365,7 @@ class AffWild2(KeyedSource):
             return self.reject(
                 locator,
                 "unknown_label",
-                f"class {native!r} from the header of {ann.rel} is not an "
-                f"Aff-Wild2 class ({', '.join(labels.AFFWILD2)})",
+                f"class {native!r} from the header of {ann.rel} is not an Aff-Wild2 class ({', '.join(LABELS)})",
             )
         split = self.params["set_splits"].get(ann.set_dir) if ann.set_dir else None
         return Sample(
@@ -347,103 +380,6 @@ class AffWild2(KeyedSource):
             frame_index=frame,
             expected_face_fraction=float(self.params["expected_face_fraction"]),
         )
-
-    def _crop_items(self, ann: Annotation, piece: Piece, crops: Path, frames: list[int]) -> Iterator[Sample | Reject]:
-        name = self.params["frame_name"]
-        for n in frames:
-            path = crops / name.format(n)
-            locator = path.relative_to(self.root).as_posix()
-            if not path.is_file():
-                yield self.reject(
-                    locator,
-                    "missing_frame",
-                    f"annotated frame {n} of {ann.video} has no crop (the crops omit frames where no face was found)",
-                )
-                continue
-            item = self._sample(ann, n, locator)
-            if isinstance(item, Sample):
-                item.path, item.precropped = str(path), True
-            yield item
-        if piece.is_last(ann.frames):
-            beyond = [n for n in _frame_numbers(crops) if n > ann.frames]
-            if beyond:
-                yield self.reject(
-                    piece.key,
-                    "annotation_shorter_than_video",
-                    f"{len(beyond)} crop(s) numbered {min(beyond)}-{max(beyond)} lie beyond the "
-                    f"annotation's {ann.frames} frame lines",
-                )
-
-    def _video_items(
-        self, ann: Annotation, piece: Piece, path: Path, side: str | None, frames: list[int]
-    ) -> Iterator[Sample | Reject]:
-        """Stream the selected frames of a video: grab() up to each, retrieve only what is used."""
-        rel = path.relative_to(self.root).as_posix()
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(self.params["decode_threads"])])
-        try:
-            if not cap.isOpened():
-                yield self.reject(
-                    piece.key, "broken_video", f"OpenCV cannot open {rel}: {len(frames)} selected frame(s) lost"
-                )
-                return
-            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            decoded = 0  # frames consumed so far; the next one is frame decoded+1
-            for i, n in enumerate(frames):
-                while decoded < n and cap.grab():
-                    decoded += 1
-                item = self._sample(ann, n, f"{rel}#{side}/{n:05d}" if side else f"{rel}#{n:05d}")
-                pixels = None
-                if decoded == n and isinstance(item, Sample) and item.label != labels.NOT_AN_EMOTION:
-                    ok, pixels = cap.retrieve()
-                    if not ok:
-                        decoded -= 1  # grabbed but not decodable: the stream is broken here
-                if decoded < n:
-                    yield self._video_end(ann, piece, rel, decoded, declared, len(frames) - i)
-                    return
-                if isinstance(item, Sample):
-                    item.pixels, item.face_side = pixels, side
-                yield item
-            tail = self._length_check(ann, piece, rel, decoded, declared)
-            if tail is not None:
-                yield tail
-        finally:
-            cap.release()
-
-    def _video_end(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int, lost: int) -> Reject:
-        """The video stopped before a selected frame: broken, or shorter than the annotation."""
-        if declared > decoded:
-            return self.reject(
-                piece.key,
-                "broken_video",
-                f"decoding {rel} stopped after frame {decoded} of {declared}: "
-                f"{lost} selected frame(s) lost, the {decoded} before the break are kept",
-            )
-        return self.reject(
-            piece.key,
-            "annotation_longer_than_video",
-            f"{rel} has {decoded} frames, the annotation {ann.frames} frame lines: "
-            f"{lost} selected annotated frame(s) have no video frame",
-        )
-
-    def _length_check(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int) -> Reject | None:
-        """Frame-count mismatches the selected frames did not run into (container's count)."""
-        if not piece.is_last(ann.frames) or declared <= 0:
-            return None
-        if declared > ann.frames:
-            return self.reject(
-                piece.key,
-                "annotation_shorter_than_video",
-                f"{rel} has {declared} frames, the annotation {ann.frames} frame lines: frames "
-                f"{ann.frames + 1}-{declared} ({declared - ann.frames}) are not annotated",
-            )
-        if declared < ann.frames and decoded <= declared:
-            return self.reject(
-                piece.key,
-                "annotation_longer_than_video",
-                f"{rel} has {declared} frames, the annotation {ann.frames} frame lines "
-                f"(no selected frame lay beyond the video's end)",
-            )
-        return None
 
     # --- sharding ------------------------------------------------------------------------
 
@@ -462,7 +398,7 @@ class AffWild2(KeyedSource):
                 videos.append((rel, None, []))
                 continue
             frames = select_frames(ann.codes, self.stride, self.cap)
-            has_frames = self.crop_dir(ann.video) is not None or self.video_file(ann.video) is not None
+            has_frames = self.frames_of(ann.video) is not None
             videos.append((rel, ann.frames if has_frames else None, frames))
         if not videos:
             return [{"keys": []}]
@@ -485,12 +421,127 @@ class AffWild2(KeyedSource):
                 frame = np.clip(crop + int(6 * math.sin(n / 3)), 0, 255).astype(np.uint8)
                 write_image(out_dir / "cropped_aligned" / "demo_004" / f"{n:05d}.jpg", frame, quality=92)
         ann = out_dir / "annotations" / "EXPR_Classification_Challenge"
-        header = ",".join(labels.AFFWILD2)
+        header = ",".join(LABELS)
         write_annotation(ann / "Train_Set" / "demo_001.txt", header, _segments(48, offset=0))
         write_annotation(ann / "Train_Set" / "demo_003_left.txt", header, _segments(40, offset=2))
         write_annotation(ann / "Validation_Set" / "demo_002.txt", header, _segments(40, offset=4))
         write_annotation(ann / "Validation_Set" / "demo_003_right.txt", header, _segments(40, offset=5))
         write_annotation(ann / "Validation_Set" / "demo_004.txt", header, _segments(30, offset=1))
+
+
+class CroppedFrames:
+    """The frames of one video from the challenge's crops (`cropped_aligned/<video>/00001.jpg`): face crops,
+    used whole, no detection; frames where the organisers found no face have no crop."""
+
+    def __init__(self, src: AffWild2, folder: Path):
+        self.src, self.folder = src, folder
+
+    def items(self, ann: Annotation, piece: Piece, frames: list[int]) -> Iterator[Sample | Reject]:
+        crops = self.folder
+        name = self.src.params["frame_name"]
+        for n in frames:
+            path = crops / name.format(n)
+            locator = path.relative_to(self.src.root).as_posix()
+            if not path.is_file():
+                yield self.src.reject(
+                    locator,
+                    "missing_frame",
+                    f"annotated frame {n} of {ann.video} has no crop (the crops omit frames where no face was found)",
+                )
+                continue
+            item = self.src.sample(ann, n, locator)
+            if isinstance(item, Sample):
+                item.path, item.precropped = str(path), True
+            yield item
+        if piece.is_last(ann.frames):
+            beyond = [n for n in _frame_numbers(crops) if n > ann.frames]
+            if beyond:
+                yield self.src.reject(
+                    piece.key,
+                    "annotation_shorter_than_video",
+                    f"{len(beyond)} crop(s) numbered {min(beyond)}-{max(beyond)} lie beyond the "
+                    f"annotation's {ann.frames} frame lines",
+                )
+
+
+class VideoFrames:
+    """The frames of one video decoded from the video file; `side` keeps the face on one half of a
+    two-person video (`_left` / `_right` annotation files)."""
+
+    def __init__(self, src: AffWild2, path: Path, side: str | None):
+        self.src, self.path, self.side = src, path, side
+
+    def items(self, ann: Annotation, piece: Piece, frames: list[int]) -> Iterator[Sample | Reject]:
+        """Stream the selected frames of a video: grab() up to each, retrieve only what is used."""
+        path, side = self.path, self.side
+        rel = path.relative_to(self.src.root).as_posix()
+        cap = cv2.VideoCapture(
+            str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(self.src.params["decode_threads"])]
+        )
+        try:
+            if not cap.isOpened():
+                yield self.src.reject(
+                    piece.key, "broken_video", f"OpenCV cannot open {rel}: {len(frames)} selected frame(s) lost"
+                )
+                return
+            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            decoded = 0  # frames consumed so far; the next one is frame decoded+1
+            for i, n in enumerate(frames):
+                while decoded < n and cap.grab():
+                    decoded += 1
+                item = self.src.sample(ann, n, f"{rel}#{side}/{n:05d}" if side else f"{rel}#{n:05d}")
+                pixels = None
+                if decoded == n and isinstance(item, Sample) and item.label != labels.NOT_AN_EMOTION:
+                    ok, pixels = cap.retrieve()
+                    if not ok:
+                        decoded -= 1  # grabbed but not decodable: the stream is broken here
+                if decoded < n:
+                    yield self._end(ann, piece, rel, decoded, declared, len(frames) - i)
+                    return
+                if isinstance(item, Sample):
+                    item.pixels, item.face_side = pixels, side
+                yield item
+            tail = self._length_check(ann, piece, rel, decoded, declared)
+            if tail is not None:
+                yield tail
+        finally:
+            cap.release()
+
+    def _end(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int, lost: int) -> Reject:
+        """The video stopped before a selected frame: broken, or shorter than the annotation."""
+        if declared > decoded:
+            return self.src.reject(
+                piece.key,
+                "broken_video",
+                f"decoding {rel} stopped after frame {decoded} of {declared}: "
+                f"{lost} selected frame(s) lost, the {decoded} before the break are kept",
+            )
+        return self.src.reject(
+            piece.key,
+            "annotation_longer_than_video",
+            f"{rel} has {decoded} frames, the annotation {ann.frames} frame lines: "
+            f"{lost} selected annotated frame(s) have no video frame",
+        )
+
+    def _length_check(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int) -> Reject | None:
+        """Frame-count mismatches the selected frames did not run into (container's count)."""
+        if not piece.is_last(ann.frames) or declared <= 0:
+            return None
+        if declared > ann.frames:
+            return self.src.reject(
+                piece.key,
+                "annotation_shorter_than_video",
+                f"{rel} has {declared} frames, the annotation {ann.frames} frame lines: frames "
+                f"{ann.frames + 1}-{declared} ({declared - ann.frames}) are not annotated",
+            )
+        if declared < ann.frames and decoded <= declared:
+            return self.src.reject(
+                piece.key,
+                "annotation_longer_than_video",
+                f"{rel} has {declared} frames, the annotation {ann.frames} frame lines "
+                f"(no selected frame lay beyond the video's end)",
+            )
+        return None
 
 
 def _rank(d: Path, root: Path, wanted: list[str]) -> int:

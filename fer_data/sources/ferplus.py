@@ -54,11 +54,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import Reject, Sample, Source, relative_locator
+from fer_data.params import Str, param
+from fer_data.records import Kind, Reason
+from fer_data.sources.base import Reject, Sample, Source, SourceParams, relative_locator
 from fer_data.sources.fer2013 import USAGE_SPLITS, demo_usage, write_fer2013_csv
 from fer_data.sources.fer2013_csv import (
     Line,
@@ -71,14 +73,38 @@ from fer_data.sources.fer2013_csv import (
     split_fields,
 )
 
+#: FER+ vote columns, in the order they appear in fer2013new.csv / label.csv.
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+LABELS = {
+    "neutral": labels.NEUTRAL,
+    "happiness": labels.HAPPINESS,
+    "surprise": labels.SURPRISE,
+    "sadness": labels.SADNESS,
+    "anger": labels.ANGER,
+    "disgust": labels.DISGUST,
+    "fear": labels.FEAR,
+    "contempt": labels.CONTEMPT,
+    "unknown": labels.NOT_AN_EMOTION,
+    "NF": labels.NOT_AN_EMOTION,
+}
+
 log = logging.getLogger("fer_data.sources.ferplus")
 
 NAME = "ferplus"
 VOTES_FILE = "fer2013new.csv"
 #: FER+'s label.csv folders and the FER2013 Usage each holds.
 LABEL_DIRS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
-MODES = ("majority", "plurality")
-VOTE_COLUMNS = labels.FERPLUS_COLUMNS  # 8 emotions, then unknown, NF
 EMOTION_COLUMNS = VOTE_COLUMNS[:8]
 #: fer2013new.csv columns read (header names, lower case).
 VOTES_WANTED = ("usage", "image name", *(c.lower() for c in VOTE_COLUMNS))
@@ -125,7 +151,7 @@ WINNERS = {"majority": majority, "plurality": plurality}
 
 def vote_distribution(votes: Sequence[float]) -> list[float] | None:
     """Votes of the 8 emotions as fractions, in labels.CANONICAL order (None without any)."""
-    by_label = {labels.FERPLUS[c]: v for c, v in zip(EMOTION_COLUMNS, votes)}
+    by_label = {LABELS[c]: v for c, v in zip(EMOTION_COLUMNS, votes)}
     total = sum(by_label.values())
     if total <= 0:
         return None
@@ -182,32 +208,109 @@ class _Tail:
             yield self.source.reject(first, reason, f"{count} row(s) from {first} to {last}: {detail}")
 
 
-class FERPlus(Source):
+class FERPlusParams(SourceParams):
+    pixels: Literal["auto", "fer2013_csv", "png"] = param(
+        "auto",
+        "auto, fer2013_csv or png",
+        "fer2013.csv joined by row, or FER+'s PNG folders; auto: fer2013_csv when that file exists",
+    )
+    label_mode: Literal["majority", "plurality"] = param(
+        "majority", "majority or plurality", "FER+'s majority rule, or the most votes (ties rejected)"
+    )
+    votes: Literal["fer2013new", "label_csv"] = param(
+        "fer2013new", "fer2013new or label_csv", "fer2013_csv layout: votes from fer2013new.csv or label.csv"
+    )
+    fer2013_csv: Str = param("fer2013.csv", "a file path", "FER2013's pixels, relative to the root or absolute")
+    unmatched_rows: Literal["reject", "summary"] = param(
+        "reject", "reject or summary", "rows one file has and the other lacks: a reject each, or one a shard"
+    )
+
+
+def label_files(root: Path) -> dict[str, Path]:
+    """FER+'s data/FER2013*/label.csv files present under ROOT, by folder."""
+    found = {d: root / "data" / d / "label.csv" for d in LABEL_DIRS}
+    return {d: p for d, p in found.items() if p.is_file()}
+
+
+def png_folders(root: Path) -> list[str]:
+    """The data/FER2013* folders holding a label.csv and at least one PNG (the png layout is there)."""
+    return [d for d, path in label_files(root).items() if next(path.parent.glob("*.png"), None) is not None]
+
+
+class _FERPlusReader(Source):
+    """What both layouts share: the label rule and FER+'s label.csv files."""
+
     name = NAME
-    defaults: Mapping[str, Any] = {
-        "pixels": "auto",  # auto | fer2013_csv (fer2013.csv + fer2013new.csv) | png (data/FER2013*/ PNGs + label.csv)
-        "label_mode": "majority",  # majority | plurality
-        "votes": "fer2013new",  # fer2013new (fer2013new.csv) | label_csv (data/FER2013*/label.csv)
-        "fer2013_csv": "fer2013.csv",  # FER2013's pixels: relative to the root, or absolute
-        "unmatched_rows": "reject",  # reject (one per row) | summary (one per shard)
-    }
+    params_model = FERPlusParams
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         self.mode = self.params["label_mode"]
-        if self.mode not in MODES:
-            raise ValueError(f"{NAME}: label_mode must be one of {MODES}, got {self.mode!r}")
-        if self.params["votes"] not in ("fer2013new", "label_csv"):
-            raise ValueError(f"{NAME}: votes must be fer2013new or label_csv, got {self.params['votes']!r}")
-        if self.params["unmatched_rows"] not in ("reject", "summary"):
-            raise ValueError(f"{NAME}: unmatched_rows must be reject or summary, got {self.params['unmatched_rows']!r}")
-        if self.params["pixels"] not in ("auto", "fer2013_csv", "png"):
-            raise ValueError(f"{NAME}: pixels must be auto, fer2013_csv or png, got {self.params['pixels']!r}")
+
+    def _winner(self, locator: str, image: str, votes: tuple[float, ...]) -> tuple[str, str] | Reject:
+        """(FER+ column, canonical label) the votes elect under the label mode, or why none."""
+        winner = WINNERS[self.mode](votes)
+        if winner is None:
+            rule = (
+                "more than half of the votes left after dropping single votes"
+                if self.mode == "majority"
+                else "the most votes alone"
+            )
+            return self.reject(locator, "no_majority", f"{image}: no class has {rule} ({describe(votes)})")
+        column = VOTE_COLUMNS[winner]
+        label = LABELS[column]
+        if label == labels.NOT_AN_EMOTION:
+            return self.reject(
+                locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})"
+            )
+        return column, label
+
+    # --- label.csv -------------------------------------------------------------------------
+
+    @cached_property
+    def label_files(self) -> dict[str, Path]:
+        return label_files(self.root)
+
+    @cached_property
+    def label_votes(self) -> dict[str, LabelEntry]:
+        """Image name -> its label.csv row (about 1.7 MB for all of FER+: read once per worker)."""
+        table: dict[str, LabelEntry] = {}
+        for folder in self.label_files:
+            for name, entry in self._label_rows(folder):
+                if name in table:
+                    log.warning(
+                        "%s: %s is listed twice (%s and %s); the first is used",
+                        NAME,
+                        name,
+                        table[name].locator,
+                        entry.locator,
+                    )
+                    continue
+                table[name] = entry
+        return table
+
+    def _label_rows(
+        self, folder: str, start: int = 0, first_line: int = 1, count: int | None = None
+    ) -> Iterator[tuple[str, LabelEntry]]:
+        """(image name, row) for `count` rows of a folder's label.csv from byte `start` (line `first_line`)."""
+        path = self.label_files[folder]
+        rel = relative_locator(self.root, path)
+        for line in iter_lines(path, start, first_line, limit=count):
+            fields = [f.decode("latin-1") for f in (split_fields(line.text) or [line.text])]
+            name, rest = fields[0].strip(), fields[1:]
+            box = None
+            if rest and rest[0].strip().startswith("("):  # the optional face box column
+                box, rest = parse_box(rest[0]), rest[1:]
+            yield name, LabelEntry(f"{rel}:{line.number}", LABEL_DIRS[folder], tuple(rest), box)
+
+
+class FERPlusCsv(_FERPlusReader):
+    """The fer2013_csv layout: fer2013.csv's pixels joined by row position with fer2013new.csv's votes."""
+
+    def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
+        super().__init__(root, params)
         self.pixels_path = self.root / self.params["fer2013_csv"]  # an absolute path stays absolute
         self.votes_path = self.root / VOTES_FILE
-        self.layout = self._layout()
-        if self.layout == "png":
-            return
         if not self.pixels_path.is_file():
             raise FileNotFoundError(
                 f"{NAME}: {self.pixels_path} not found; it holds FER2013's pixels (set "
@@ -225,18 +328,6 @@ class FERPlus(Source):
             raise FileNotFoundError(
                 f"{NAME}: votes: label_csv, but no data/{{{','.join(LABEL_DIRS)}}}/label.csv in {self.root}"
             )
-
-    def _layout(self) -> str:
-        """fer2013_csv or png: as set, or under `auto` the one whose pixels are there."""
-        chosen = self.params["pixels"]
-        if chosen == "auto":
-            chosen = "png" if not self.pixels_path.is_file() and self.png_folders else "fer2013_csv"
-        if chosen == "png" and not self.png_folders:
-            raise FileNotFoundError(
-                f"{NAME}: pixels: png, but no data/{{{','.join(LABEL_DIRS)}}}/ folder in {self.root} "
-                "holds a label.csv and its PNGs"
-            )
-        return chosen
 
     def _votes_problem(self) -> tuple[str, str] | None:
         """(reason, detail) when fer2013new.csv cannot give votes at all: one reject, not a crash."""
@@ -257,8 +348,6 @@ class FERPlus(Source):
     # --- shards ----------------------------------------------------------------------------
 
     def _whole(self) -> dict[str, Any]:
-        if self.layout == "png":
-            return {"png": [[folder, 0, 1, None] for folder in self.label_files]}
         if self.votes_problem is not None:
             return {"votes_problem": True}
         return {
@@ -275,8 +364,6 @@ class FERPlus(Source):
 
     def shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
         """Record ranges [k, k + size) of both files: each shard seeks to record k in each."""
-        if self.layout == "png":
-            return self._png_shards(max_items, min_shards)
         if self.votes_problem is not None:
             return [self._whole()]
         pix = self.pixels.record_index()
@@ -301,9 +388,6 @@ class FERPlus(Source):
         return plan
 
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
-        if "png" in shard:
-            yield from self._png_items(shard["png"])
-            return
         if "votes_problem" in shard:
             yield self.reject(f"{VOTES_FILE}:1" if self.votes_path.is_file() else VOTES_FILE, *self.votes_problem)
             return
@@ -379,24 +463,6 @@ class FERPlus(Source):
         except BadVotes as exc:
             return self.reject(where, "bad_votes", str(exc))
 
-    def _winner(self, locator: str, image: str, votes: tuple[float, ...]) -> tuple[str, str] | Reject:
-        """(FER+ column, canonical label) the votes elect under the label mode, or why none."""
-        winner = WINNERS[self.mode](votes)
-        if winner is None:
-            rule = (
-                "more than half of the votes left after dropping single votes"
-                if self.mode == "majority"
-                else "the most votes alone"
-            )
-            return self.reject(locator, "no_majority", f"{image}: no class has {rule} ({describe(votes)})")
-        column = VOTE_COLUMNS[winner]
-        label = labels.FERPLUS[column]
-        if label == labels.NOT_AN_EMOTION:
-            return self.reject(
-                locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})"
-            )
-        return column, label
-
     def _labelled(
         self,
         p: PixelRow,
@@ -424,53 +490,31 @@ class FERPlus(Source):
             extra={"label_votes": vote_distribution(votes)},
         )
 
-    # --- label.csv -------------------------------------------------------------------------
+    def _unused_label_rows(self) -> Iterator[Reject]:
+        """label.csv rows whose image no row of fer2013new.csv names (so no pixels are known)."""
+        named = set()
+        col = self.columns["image name"]
+        for line in iter_lines(self.votes_path, self.votes_header.data_start, 2):
+            fields = split_fields(line.text)
+            if fields is not None and len(fields) > col:
+                named.add(fields[col].decode("latin-1").strip())
+        for image, entry in self.label_votes.items():
+            if image not in named:
+                yield self.reject(
+                    entry.locator, "missing_pixels", f"no row of {VOTES_FILE} names {image}, so its pixels are unknown"
+                )
 
-    @cached_property
-    def label_files(self) -> dict[str, Path]:
-        found = {d: self.root / "data" / d / "label.csv" for d in LABEL_DIRS}
-        return {d: p for d, p in found.items() if p.is_file()}
 
-    @cached_property
-    def label_votes(self) -> dict[str, LabelEntry]:
-        """Image name -> its label.csv row (about 1.7 MB for all of FER+: read once per worker)."""
-        table: dict[str, LabelEntry] = {}
-        for folder in self.label_files:
-            for name, entry in self._label_rows(folder):
-                if name in table:
-                    log.warning(
-                        "%s: %s is listed twice (%s and %s); the first is used",
-                        NAME,
-                        name,
-                        table[name].locator,
-                        entry.locator,
-                    )
-                    continue
-                table[name] = entry
-        return table
+class FERPlusPng(_FERPlusReader):
+    """The png layout: the data/FER2013*/ PNGs FER+'s generate_training_data.py writes, votes from label.csv."""
 
-    def _label_rows(
-        self, folder: str, start: int = 0, first_line: int = 1, count: int | None = None
-    ) -> Iterator[tuple[str, LabelEntry]]:
-        """(image name, row) for `count` rows of a folder's label.csv from byte `start` (line `first_line`)."""
-        path = self.label_files[folder]
-        rel = relative_locator(self.root, path)
-        for line in iter_lines(path, start, first_line, limit=count):
-            fields = [f.decode("latin-1") for f in (split_fields(line.text) or [line.text])]
-            name, rest = fields[0].strip(), fields[1:]
-            box = None
-            if rest and rest[0].strip().startswith("("):  # the optional face box column
-                box, rest = parse_box(rest[0]), rest[1:]
-            yield name, LabelEntry(f"{rel}:{line.number}", LABEL_DIRS[folder], tuple(rest), box)
+    def _whole(self) -> dict[str, Any]:
+        return {"png": [[folder, 0, 1, None] for folder in self.label_files]}
 
-    # --- the png layout ------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Sample | Reject]:
+        return self.iter_shard(self._whole())
 
-    @cached_property
-    def png_folders(self) -> list[str]:
-        """The data/FER2013* folders holding a label.csv and at least one PNG (the png layout is there)."""
-        return [d for d, path in self.label_files.items() if next(path.parent.glob("*.png"), None) is not None]
-
-    def _png_shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
+    def shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
         """Record ranges of the label.csv files, as (folder, byte offset, line, count); a shard may
         span the end of one file and the start of the next."""
         # Every label.csv, also one whose folder has no PNG: its rows are missing_image rejects, not skipped.
@@ -488,6 +532,9 @@ class FERPlus(Source):
                 plan[-1]["png"].append([folder, *records.position(k), take])
                 k, room = k + take, room - take
         return plan or [self._whole()]
+
+    def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
+        yield from self._png_items(shard["png"])
 
     def _png_items(self, ranges: Sequence[Sequence[Any]]) -> Iterator[Sample | Reject]:
         for folder, start, first_line, count in ranges:
@@ -521,19 +568,47 @@ class FERPlus(Source):
             extra={"label_votes": vote_distribution(votes)},
         )
 
-    def _unused_label_rows(self) -> Iterator[Reject]:
-        """label.csv rows whose image no row of fer2013new.csv names (so no pixels are known)."""
-        named = set()
-        col = self.columns["image name"]
-        for line in iter_lines(self.votes_path, self.votes_header.data_start, 2):
-            fields = split_fields(line.text)
-            if fields is not None and len(fields) > col:
-                named.add(fields[col].decode("latin-1").strip())
-        for image, entry in self.label_votes.items():
-            if image not in named:
-                yield self.reject(
-                    entry.locator, "missing_pixels", f"no row of {VOTES_FILE} names {image}, so its pixels are unknown"
-                )
+
+class FERPlus(Source):
+    """`--source ferplus`: picks the layout (see the module docstring) and reads it."""
+
+    name = NAME
+    reasons = (
+        Reason("not_a_face", Kind.POLICY, "FER+ annotators marked the FER2013 image not a face"),
+        Reason("no_majority", Kind.POLICY, "no class wins the votes under label_mode"),
+    )
+    params_model = FERPlusParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"vote_columns": LABELS}
+
+    def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
+        super().__init__(root, params)
+        self.layout = self._layout()
+        self.impl = (FERPlusPng if self.layout == "png" else FERPlusCsv)(self.root, self.params)
+
+    def _layout(self) -> str:
+        """fer2013_csv or png: as set, or under `auto` the one whose pixels are there."""
+        chosen = self.params["pixels"]
+        if chosen == "auto":
+            chosen = (
+                "png"
+                if not (self.root / self.params["fer2013_csv"]).is_file() and png_folders(self.root)
+                else "fer2013_csv"
+            )
+        if chosen == "png" and not png_folders(self.root):
+            raise FileNotFoundError(
+                f"{NAME}: pixels: png, but no data/{{{','.join(LABEL_DIRS)}}}/ folder in {self.root} "
+                "holds a label.csv and its PNGs"
+            )
+        return chosen
+
+    def __iter__(self) -> Iterator[Sample | Reject]:
+        return iter(self.impl)
+
+    def shards(self, max_items: int, min_shards: int) -> list[dict[str, Any]]:
+        return self.impl.shards(max_items, min_shards)
+
+    def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
+        return self.impl.iter_shard(shard)
 
     # --- demo ------------------------------------------------------------------------------
 
