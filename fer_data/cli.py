@@ -105,12 +105,16 @@ def demo(out_dir: str, source_names: tuple[str, ...]) -> None:
 def curate(source_name: str, root: str | None, out_dir: str, params_path: str | None, workers: int | None) -> None:
     """Curate one dataset. Exits 0 when it ran, whatever it rejected."""
     from fer_data.curate import curate as run_curate
+    from fer_data.output import OutputError
 
     p = params_mod.with_workers(load_params(params_path)[1], workers)
     root = root or p.source(source_name).get("root")
     if not root:
         raise click.UsageError(f"no --root given and params has no sources.{source_name}.root")
-    metrics = run_curate(source_name, root, out_dir, p)
+    try:
+        metrics = run_curate(source_name, root, out_dir, p)
+    except OutputError as exc:  # busy, full or read-only output: one line, the real cause
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(metrics, indent=2, sort_keys=True))
 
 

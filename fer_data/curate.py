@@ -10,18 +10,24 @@ Output layout in OUT:
     rejects.parquet/part-00000.parquet ...
     metrics.json                              counts for DVC metrics and logs
     class_counts.csv                          curated rows per target class (DVC plots)
-Everything is written under OUT/.staging-*/ first and renamed into place at the end, so a
-crash never leaves a half-written table where a reader (or DVC) would pick it up.
+Everything is written into a staging folder beside OUT and published by one switch of the
+two folders, under a lock on OUT (fer_data.output): a crash never leaves a half-written table,
+or new tables beside old metrics, where a reader (or DVC) would pick them up.
+
+The shard plan depends on the data and params only, never on the machine's core count, so the
+part files (and DVC's hashes) are the same bytes on any machine and with any worker count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +39,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fer_data import schema, sources
+from fer_data import output, schema, sources
+from fer_data.imageio import clean_detail
 from fer_data.labels import NOT_AN_EMOTION
 from fer_data.params import Params
 from fer_data.records import Reject, Sample
@@ -134,7 +141,8 @@ class _PartWriter:
 
 
 def _reject_row(r: Reject) -> dict:
-    return {"source": r.source, "locator": r.locator, "reason": r.reason, "detail": r.detail}
+    """A rejects-table row; details lose memory addresses a parser's message may carry (same input, same bytes)."""
+    return {"source": r.source, "locator": r.locator, "reason": r.reason, "detail": clean_detail(r.detail)}
 
 
 def part_name(index: int) -> str:
@@ -157,19 +165,20 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
             stats.read += 1
             yield (label_reject(item, params) or item) if isinstance(item, Sample) else item
 
-    try:
-        for item in process_stream(labelled(), params):
-            if isinstance(item, Reject):
-                stats.rejected[item.reason] += 1
-                rejects.append(_reject_row(item))
-                continue
-            stats.curated += 1
-            stats.unaligned += not item["aligned"]
-            stats.labels[item["label"] or "unlabelled"] += 1
-            curated.append(item)
-    finally:
-        curated.close()
-        rejects.close()
+    with output.disk_errors(output.target_of(staging_dir)):
+        try:
+            for item in process_stream(labelled(), params):
+                if isinstance(item, Reject):
+                    stats.rejected[item.reason] += 1
+                    rejects.append(_reject_row(item))
+                    continue
+                stats.curated += 1
+                stats.unaligned += not item["aligned"]
+                stats.labels[item["label"] or "unlabelled"] += 1
+                curated.append(item)
+        finally:
+            curated.close()
+            rejects.close()
     stats.seconds = time.perf_counter() - start
     return stats.to_dict() | {"seconds": stats.seconds, "worker_peak_rss_mb": _peak_rss_mb()}
 
@@ -180,16 +189,22 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
+#: A dataset is cut into at least this many shards (when it has that many items), whatever the
+#: machine: planning from the core count made the part files, and so DVC's hashes, differ
+#: between machines. 16 keeps up to 16 cores busy on a small dataset (4 shards a worker on 4
+#: cores, which evens out shards of unequal cost); large datasets are cut by run.shard_size.
+MIN_SHARDS = 16
+
+
 def plan_shards(source_name: str, root: str | Path, params: Params) -> list[dict[str, Any]]:
+    """Shard descriptors from the data and params only (MIN_SHARDS, run.shard_size)."""
     src = sources.get(source_name)(root, params.source(source_name))
-    return src.shards(params.run.shard_size, min_shards=4 * params.run.worker_count())
+    return src.shards(params.run.shard_size, min_shards=MIN_SHARDS)
 
 
 def new_staging(out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".staging-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    return staging
+    """A staging folder beside OUT (fer_data.output)."""
+    return output.new_staging(Path(out_dir))
 
 
 def write_class_counts(path: Path, source_name: str, totals: Stats, classes: Iterable[str]) -> None:
@@ -207,25 +222,20 @@ def publish(
     extra_metrics: Mapping[str, Any] | None = None,
     classes: Iterable[str] | None = None,
 ) -> dict:
-    """Write metrics (and class counts), then move each finished output over the old one (old kept until swapped)."""
+    """Write metrics (and class counts) into STAGING, then make it OUT in one switch (safe to retry)."""
+    staging, out_dir = Path(staging), Path(out_dir)
     metrics = totals.to_dict() | dict(extra_metrics or {})
-    (staging / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    names = [CURATED, REJECTS, METRICS]
-    if classes is not None:
-        write_class_counts(staging / CLASS_COUNTS, str(metrics.get("source", "")), totals, classes)
-        names.append(CLASS_COUNTS)
-    for name in names:
-        target = out_dir / name
-        if not (staging / name).exists() and target.exists():
-            continue  # moved by an earlier attempt: a retried publish picks up where it stopped
-        trash = out_dir / f".old-{uuid.uuid4().hex[:8]}-{name}"
-        if target.exists():
-            os.replace(target, trash)
-        os.replace(staging / name, target)
-        if trash.exists():
-            shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
-    shutil.rmtree(staging, ignore_errors=True)
+    if not output.switched(staging, out_dir):
+        with output.disk_errors(out_dir):
+            (staging / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            if classes is not None:
+                write_class_counts(staging / CLASS_COUNTS, str(metrics.get("source", "")), totals, classes)
+    output.switch(staging, out_dir, OUTPUTS)
     return metrics
+
+
+#: What a run writes into OUT; anything else there (DVC's .gitignore) is carried over on publish.
+OUTPUTS = (CURATED, REJECTS, METRICS, CLASS_COUNTS)
 
 
 MapShards = Callable[[list[dict[str, Any]], str], Iterable[dict]]
@@ -248,6 +258,12 @@ def curate(
     orchestrator shares this one sequence of steps and its bookkeeping.
     """
     out = Path(out_dir)
+    with output.exclusive(out):
+        output.clean_stale(out)
+        return _curate_locked(source_name, root, out, params, map_shards, plan, publisher)
+
+
+def _curate_locked(source_name, root, out: Path, params: Params, map_shards, plan, publisher) -> dict:
     start = time.perf_counter()
     shard_list = plan(source_name, str(root), params)
     staging = new_staging(out)
@@ -273,18 +289,18 @@ def curate(
                 totals.read,
                 totals.curated,
             )
+        wall = time.perf_counter() - start
+        extra = {
+            "source": source_name,
+            "seconds": round(wall, 3),
+            "shards": len(shard_list),
+            "images_per_second": round(totals.read / wall, 2) if wall else None,
+            "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb()),
+        }
+        metrics = publisher(staging, out, totals, extra, params.target.classes)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    wall = time.perf_counter() - start
-    extra = {
-        "source": source_name,
-        "seconds": round(wall, 3),
-        "shards": len(shard_list),
-        "images_per_second": round(totals.read / wall, 2) if wall else None,
-        "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb()),
-    }
-    metrics = publisher(staging, out, totals, extra, params.target.classes)
     log.info(
         "%s: %d read, %d curated, %d rejected %s in %.1f s (%.1f img/s)",
         source_name,
@@ -320,4 +336,35 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """
     ctx = get_context("forkserver")
     ctx.set_forkserver_preload(["fer_data.faces.warm"])
-    return ProcessPoolExecutor(workers, mp_context=ctx)
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+#: prctl option: the signal a process gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+#: How often a worker checks that the process that started the pool is still alive (seconds).
+PARENT_POLL_S = 1.0
+
+
+def die_with_parent(owner_pid: int) -> None:
+    """Pool initializer: the worker ends when the run that owns it is killed (even by kill -9).
+
+    A worker's parent is the forkserver, which exits when the owner dies; PR_SET_PDEATHSIG
+    kills the worker then. A watchdog thread on the owner's pid covers the rest (a forkserver
+    kept by another pool, a non-Linux system), so no orphaned pool keeps computing.
+    """
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass  # alive, another user's (not ours to judge)
+            time.sleep(PARENT_POLL_S)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

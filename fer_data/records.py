@@ -122,6 +122,23 @@ REASONS: dict[str, Reason] = {
         Reason("malformed_row", Kind.DATA, "a label-file row does not have the expected fields"),
         Reason("unparseable_name", Kind.DATA, "a file name does not follow the dataset's naming scheme"),
         Reason("unknown_split", Kind.DATA, "a split name the dataset does not define"),
+        # Hostile or broken inputs (issue #9): each is one reject, and the run goes on.
+        Reason(
+            "image_too_large",
+            Kind.DATA,
+            "the image declares more pixels than faces.max_pixels (checked before decoding)",
+        ),
+        Reason(
+            "not_a_regular_file", Kind.DATA, "a FIFO, device or folder where an image file was expected (never read)"
+        ),
+        Reason("outside_root", Kind.DATA, "a path that resolves outside the dataset root (.., absolute, or a symlink)"),
+        Reason("duplicate_entry", Kind.DATA, "a label file names the same image again with the same label"),
+        Reason("label_conflict", Kind.DATA, "a label file names the same image again with another label"),
+        Reason(
+            "no_face_in_crop",
+            Kind.NO_FACE,
+            "a pre-cropped image or given face box holds no face (blank, uniform, noise)",
+        ),
     )
 }
 

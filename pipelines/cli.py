@@ -8,6 +8,7 @@ inside the commands only (`import prefect` costs about 2 s).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,16 +22,46 @@ from fer_data.params import default_path as _params_path
 PARAMS_HELP = "params.yaml (default: ./params.yaml)."
 
 
+class _NoTracebackFor(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; for an expected outcome (a failed validation,
+    an unwritable output) the command's own one-line message is what a user needs, so the log keeps one
+    line and no traceback above it."""
+
+    def __init__(self, expected: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.expected = expected
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self.expected):
+            record.msg, record.args = f"{type(exc).__name__} (message below)", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+#: The Prefect loggers that report a run's exception with a traceback.
+_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine", "prefect.task_engine")
+
+
 def _run(fn: Callable[[], Any]) -> Any:
-    """Run FN with a Prefect API available; turn a failed validation into a clear non-zero exit."""
+    """Run FN with a Prefect API available; a failed validation or an unwritable output is a clear non-zero exit."""
+    from fer_data.output import OutputError
     from fer_data.validate import ValidationFailed
     from pipelines.runners import api
 
-    with api():
-        try:
-            return fn()
-        except ValidationFailed as exc:
-            raise click.ClickException(str(exc)) from None
+    expected = (ValidationFailed, OutputError)
+    quiet = _NoTracebackFor(expected)
+    for name in _RUN_LOGGERS:
+        logging.getLogger(name).addFilter(quiet)
+    try:
+        with api():
+            try:
+                return fn()
+            except expected as exc:
+                raise click.ClickException(str(exc)) from None
+    finally:
+        for name in _RUN_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
 
 
 @click.group("flow")

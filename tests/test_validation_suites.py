@@ -170,7 +170,12 @@ def test_failure_message_and_reports_name_the_failures(failed_run):
     assert summary["sources"]["good"]["class_share"] == {c: pytest.approx(3 / 21, abs=1e-4) for c in CLASSES}
     index = (report / "index.html").read_text()
     assert "FAILED" in index and "expect_column_values_to_be_unique" in index and "landmarks_max_frac" in index
-    assert not re.search(r"<script|<link|src=|url\(", index)  # self-contained: opens offline
+    assert not re.search(r"<script|<link|url\(", index)  # self-contained: opens offline
+    assert re.findall(r'src="([^"]{5})', index) and set(re.findall(r'src="([^"]{5})', index)) == {"data:"}
+    # the offending rows are named, and their faces shown (issue #9)
+    assert "bad.curated: expect_column_values_to_be_between(brightness)" in res.output
+    assert "rows: img0014.png (bad-0014)" in res.output
+    assert "offending rows" in index and 'alt="img0014.png"' in index
     links = re.findall(r'href="(gx/validations/[^"]+)"', index)
     assert len(links) == 4 and all((report / link).exists() for link in links)
     (bad_page,) = (report / "gx/validations/bad/curated").rglob("*.html")

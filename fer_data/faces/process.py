@@ -11,7 +11,7 @@ import numpy as np
 from fer_data import __version__
 from fer_data.faces import align, landmarks, quality
 from fer_data.faces.detect import Detection, choose_face, detect_faces
-from fer_data.imageio import UnreadableImage, read_grey
+from fer_data.imageio import MAX_PIXELS, UnreadableImage, clean_detail, read_grey
 from fer_data.params import MIN_ALIGNED_SIZE, Params
 from fer_data.records import EXTRA_FIELDS, Reject, Sample, sha256_bytes
 
@@ -21,7 +21,7 @@ def sample_id(source: str, locator: str) -> str:
     return hashlib.sha1(f"{source}\0{locator}".encode()).hexdigest()[:16]
 
 
-def load(sample: Sample) -> tuple[np.ndarray, str]:
+def load(sample: Sample, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
     """The sample's grey image and the sha256 of its raw input."""
     if sample.pixels is not None:
         grey = sample.pixels
@@ -33,7 +33,7 @@ def load(sample: Sample) -> tuple[np.ndarray, str]:
         return grey, sample.raw_sha256 or sha256_bytes(grey.tobytes())
     if sample.path is None:
         raise UnreadableImage("sample has neither pixels nor a path")
-    grey, digest = read_grey(sample.path)
+    grey, digest = read_grey(sample.path, max_pixels)
     return grey, sample.raw_sha256 or digest
 
 
@@ -84,9 +84,9 @@ class _Found:
 def _locate(sample: Sample, params: Params) -> _Found | Reject:
     """Decode and detect (per image); the landmark fit comes after, for the whole batch."""
     try:
-        grey, digest = load(sample)
+        grey, digest = load(sample, params.faces.max_pixels)
     except UnreadableImage as exc:
-        return Reject(sample.source, sample.locator, "unreadable_image", str(exc))
+        return Reject(sample.source, sample.locator, exc.reason, clean_detail(exc))
     found = _face(sample, grey, params)
     if isinstance(found, str):
         details = {

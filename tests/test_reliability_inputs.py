@@ -1,0 +1,119 @@
+"""One input, one reject: hostile files end as rejects with a reason, never as an exception or a hang."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_data.imageio import UnreadableImage, decode_grey, header_size, is_image_file, read_grey
+
+
+def _png(w: int = 32, h: int = 32) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w), 128, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A few hundred bytes that declare a gigantic PNG (the IHDR is patched; nothing else)."""
+    data = bytearray(_png())
+    data[16:24] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+def tiff_bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
+    for i in range(count):
+        at = ifd + 2 + 12 * i
+        tag, kind = struct.unpack("<HH", data[at : at + 4])
+        if tag in (256, 257):
+            data[at + 8 : at + 12] = struct.pack("<I", 80_000) if kind == 4 else struct.pack("<HH", 60_000, 0)
+    return bytes(data)
+
+
+def jpeg_bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 65_000, 65_000)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("make", [png_bomb, tiff_bomb, jpeg_bomb], ids=["png", "tiff", "jpeg"])
+def test_decompression_bombs_are_refused_from_the_header(make):
+    with pytest.raises(UnreadableImage) as err:
+        decode_grey(make())
+    assert err.value.reason == "image_too_large" and "faces.max_pixels" in str(err.value)
+
+
+def test_pixel_cap_is_a_parameter():
+    assert decode_grey(_png(64, 64), max_pixels=64 * 64).shape == (64, 64)
+    with pytest.raises(UnreadableImage, match="above the cap of 4095"):
+        decode_grey(_png(64, 64), max_pixels=64 * 64 - 1)
+
+
+def test_header_size_reads_png_and_tiff_without_decoding():
+    assert header_size(_png(40, 24)) == (40, 24)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((24, 40), np.uint8)).save(buf, "TIFF")
+    assert header_size(buf.getvalue()) == (40, 24)
+    assert header_size(b"II*\x00\xff\xff\xff\xff") is None  # IFD offset past the end: PIL's path decides
+
+
+def test_fifo_device_and_folder_are_rejected_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "dir.jpg").mkdir()
+    for name, kind in (("pipe.jpg", "a FIFO"), ("zero.jpg", "a device"), ("dir.jpg", "a folder")):
+        with pytest.raises(UnreadableImage) as err:
+            read_grey(tmp_path / name)
+        assert err.value.reason == "not_a_regular_file" and kind in str(err.value)
+    # a listing offers them for reading (so they become rejects), but not folders
+    assert is_image_file(fifo) and is_image_file(tmp_path / "zero.jpg") and not is_image_file(tmp_path / "dir.jpg")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00" * 4096,
+        bytes(range(256)) * 16,
+        b"\x89PNG\r\n\x1a\n" + b"\xff" * 100,
+        b"II*\x00" + b"\x08\x00\x00\x00" + b"\xff\xff" + b"\x00" * 40,
+        b"GIF89a" + b"\xff" * 20,
+        b"BM" + b"\x00" * 60,
+    ],
+)
+def test_garbage_bytes_become_unreadable_with_a_stable_detail(data):
+    with pytest.raises(UnreadableImage) as err:
+        decode_grey(data)
+    assert err.value.reason == "unreadable_image"
+    assert " at 0x" not in str(err.value)  # no memory address: details are the same bytes on every run
+
+
+def test_truncated_png_and_jpeg(tmp_path):
+    y, x = np.mgrid[0:64, 0:64]
+    img = Image.fromarray(((x * 3 + y) % 256).astype(np.uint8))
+    for fmt in ("PNG", "JPEG", "TIFF"):
+        buf = io.BytesIO()
+        img.save(buf, fmt)
+        with pytest.raises(UnreadableImage):
+            decode_grey(buf.getvalue()[: len(buf.getvalue()) // 3])
+
+
+def test_uppercase_extensions_are_images(tmp_path):
+    for name in ("A.JPG", "b.Png", "c.TIFF", "d.jpeg"):
+        (tmp_path / name).write_bytes(_png())
+        assert is_image_file(tmp_path / name)
+    (tmp_path / "._x.jpg").write_bytes(b"resource fork")
+    assert not is_image_file(tmp_path / "._x.jpg")
