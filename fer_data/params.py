@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "max_roll_deg": 45.0,
         # RMS distance of the fit from a face shape, in inter-ocular distances (see faces.quality).
         "max_shape_residual": 0.22,
+        # dlib's 128-d face descriptor of every aligned face (the corpus clusters identities with it).
+        "embeddings": True,
     },
     "align": {
         "size": 48,
@@ -76,6 +78,7 @@ class FaceParams:
     max_eye_distance_ratio: float = 0.65
     max_roll_deg: float = 45.0
     max_shape_residual: float = 0.22
+    embeddings: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ def resolve(raw: Mapping[str, Any] | None = None) -> Params:
     faces = FaceParams(**merged["faces"])
     if faces.precropped_fallback not in ("keep_unaligned", "reject"):
         raise ValueError("faces.precropped_fallback must be 'keep_unaligned' or 'reject'")
+    if not isinstance(faces.embeddings, bool):
+        raise ValueError(f"faces.embeddings must be true or false, got {faces.embeddings!r}")
     a = merged["align"]
     align = AlignParams(
         size=int(a["size"]),
