@@ -81,7 +81,7 @@ def build_corpus(
         manifest = _build(tables, staging, cp, params, raw)
         manifest_path = staging / MANIFEST
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _write_report(staging, raw)
+        _write_report(staging, cp)
         (out / MANIFEST).unlink(missing_ok=True)  # no manifest while the shards are being switched
         swap_into_place(staging, out, PUBLISH_ORDER)
     finally:
@@ -387,11 +387,8 @@ def _metrics(frame: pd.DataFrame, weights: Mapping, stats: Mapping[str, Any], cl
     }
 
 
-def _write_report(staging: Path, raw: Mapping[str, Any]) -> None:
-    """The steward report (fer_data.reports.corpus, the report work) into REPORT/index.html."""
-    try:
-        from fer_data.reports.corpus import write_corpus_report
-    except ImportError:
-        log.warning("corpus: fer_data.reports.corpus is not available: no steward report written")
-        return
-    write_corpus_report(staging, staging / REPORT / "index.html", raw)
+def _write_report(staging: Path, cp: CorpusParams) -> None:
+    """The steward report (fer_data.reports.corpus) into REPORT/index.html, beside the gate's Data Docs."""
+    from fer_data.reports.corpus import write_corpus_report
+
+    write_corpus_report(staging, staging / REPORT / "index.html", cp.report)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fer_data.reports.corpus import ReportParams
+
 SPLITS = ("train", "val", "test")
 
 
@@ -84,6 +86,8 @@ class CorpusParams(_Block):
     shards: ShardParams = ShardParams()
     #: Inverse-frequency class weights per split as sample_weight (off: 1.0, times the source weight).
     class_weights: bool = True
+    #: The steward report's sizes (fer_data.reports.corpus owns them).
+    report: ReportParams = ReportParams()
 
     def source(self, name: str) -> SourceParams:
         return self.sources.get(name) or SourceParams()
