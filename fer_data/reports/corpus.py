@@ -282,7 +282,7 @@ class Images:
             return H.side_by_side([thumb, face], height=min(thumb.shape[0], self.p.thumb_px)), "original | aligned"
         if thumb is not None:
             return thumb, "original (aligned face not found)"
-        return face, "aligned (no original file)"
+        return face, "aligned only (no file)"
 
 
 def _short(locator: str) -> str:
