@@ -60,6 +60,9 @@ class DuplicateParams(_Block):
     max_embedding_distance: float = Field(0.4, gt=0)
     #: Lowest block correlation after registering one face onto the other (copies >= 0.91, others <= 0.87 measured).
     min_registered_correlation: float = Field(0.9, gt=-1, le=1)
+    #: The same for a pair whose labels differ: a label conflict needs the same image, not two moments of
+    #: a face (CK+: a neutral frame and a subtle expression of one person reach 0.95).
+    min_registered_correlation_labels_differ: float = Field(0.96, gt=-1, le=1)
     #: Nearest neighbours searched per face (and per mirrored face).
     neighbours: int = Field(8, ge=1, le=256)
 
