@@ -12,7 +12,9 @@ only when every signal agrees, cheapest first (thresholds measured on real faces
 3. face-embedding distance <= max_embedding_distance where both rows have one (a copy is the
    same person; different people of similar pose are > 0.36 apart on JAFFE/CK+);
 4. registration: the second face (or its mirror) warped onto the first by OpenCV's ECC
-   (affine), then the LOWEST correlation over a 3 x 3 grid of blocks >= min_registered_correlation.
+   (affine), then the LOWEST correlation over a 3 x 3 grid of blocks >= min_registered_correlation
+   (min_registered_correlation_labels_differ for a pair whose labels differ: a label conflict is
+   raised for copies beyond doubt, not for a neutral frame and a subtle expression of one person).
    Registration forgives what copies go through (rescaling, crops a few pixels off, small
    rotations, re-alignment jitter); the worst block catches what a global score averages away:
    a different mouth or eyes (another expression, another person).
@@ -86,12 +88,19 @@ def registered_similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def confirm(
-    pairs: np.ndarray, flips: np.ndarray, feats: Features, emb: np.ndarray | None, p: DuplicateParams
+    pairs: np.ndarray,
+    flips: np.ndarray,
+    feats: Features,
+    emb: np.ndarray | None,
+    labels: np.ndarray,
+    p: DuplicateParams,
 ) -> np.ndarray:
     """The candidate pairs that every other signal confirms (cheapest checks first)."""
     if not len(pairs):
         return pairs
     i, j = pairs[:, 0], pairs[:, 1]
+    differ = np.array([labels[a] != labels[b] for a, b in pairs])
+    needed = np.where(differ, p.min_registered_correlation_labels_differ, p.min_registered_correlation)
     h = feats.hashes
     ok = np.minimum(hamming(h[i, 0], h[j, 0]), hamming(h[i, 1], h[j, 0])) <= p.max_hash_distance
     if emb is not None:
@@ -99,13 +108,13 @@ def confirm(
         ok &= ~(dist > p.max_embedding_distance)
     for k in np.flatnonzero(ok):
         other = feats.small[j[k]][:, ::-1] if flips[k] else feats.small[j[k]]
-        ok[k] = registered_similarity(feats.small[i[k]], np.ascontiguousarray(other)) >= p.min_registered_correlation
+        ok[k] = registered_similarity(feats.small[i[k]], np.ascontiguousarray(other)) >= needed[k]
     return pairs[ok]
 
 
-def near_pairs(feats: Features, emb: np.ndarray | None, p: DuplicateParams) -> np.ndarray:
+def near_pairs(feats: Features, emb: np.ndarray | None, labels: np.ndarray, p: DuplicateParams) -> np.ndarray:
     pairs, flips = candidate_pairs(feats, p)
-    return confirm(pairs, flips, feats, emb, p)
+    return confirm(pairs, flips, feats, emb, labels, p)
 
 
 def duplicate_roots(
@@ -116,7 +125,8 @@ def duplicate_roots(
     uf.union_labels(feats.sha)
     uf.union_labels(meta["raw_sha256"].to_numpy(dtype=object))
     exact_rows = int((uf.roots() != np.arange(len(meta))).sum())
-    near = near_pairs(feats, emb, p) if p.near else np.zeros((0, 2), np.int64)
+    labels = meta["label"].to_numpy(dtype=object)
+    near = near_pairs(feats, emb, labels, p) if p.near else np.zeros((0, 2), np.int64)
     uf.union_pairs(near)
     return uf.roots(), {"exact_duplicate_rows": exact_rows, "near_duplicate_pairs": int(len(near))}
 
