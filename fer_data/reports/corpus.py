@@ -8,8 +8,8 @@ the rejects of each source by reason with thumbnails of the rejected files.
 
 The page stays a few MB for any corpus size: every section shows at most a set number of faces
 (`corpus.report` in params.yaml, `ReportParams`), originals are embedded as thumbnails, and the
-shards are read a row group and a few columns at a time. Images are fetched in a second pass
-that reads only the row groups holding the chosen rows.
+shards' metadata columns are read in batches while the faces to show are chosen (`TopN`). Images
+are fetched in a second pass that reads only the row groups holding the chosen rows.
 """
 
 from __future__ import annotations
