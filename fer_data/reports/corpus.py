@@ -8,8 +8,8 @@ the rejects of each source by reason with thumbnails of the rejected files.
 
 The page stays a few MB for any corpus size: every section shows at most a set number of faces
 (`corpus.report` in params.yaml, `ReportParams`), originals are embedded as thumbnails, and the
-shards are read a row group and a few columns at a time. Images are fetched in a second pass
-that reads only the row groups holding the chosen rows.
+shards' metadata columns are read in batches while the faces to show are chosen (`TopN`). Images
+are fetched in a second pass that reads only the row groups holding the chosen rows.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ QUALITY_VIEWS: tuple[tuple[str, str, bool, bool], ...] = (
 META_COLUMNS = ("sample_id", "source", "locator", "split", "label", "aligned", "identity", "dup_group")
 # Locators of CSV sources name a file and a line (fer2013.csv:637): no image file to show.
 CSV_LOCATOR = re.compile(r"\.csv:\d+$", re.IGNORECASE)
+# Rows per metadata batch: large enough that per-batch pandas work is amortised (a few ms a batch),
+# small enough to stay a few MB of metadata columns.
+BATCH_ROWS = 16384
 # Captions show a locator's file name, cut to fit under a thumbnail (11 px text); the whole one is on hover.
 CAPTION_CHARS = 20
 
@@ -141,13 +144,13 @@ def _parquet_files(path: Path) -> list[Path]:
 # --- streaming reads -----------------------------------------------------------------------------
 
 
-def _row_groups(files: Iterable[Path], columns: Sequence[str]) -> Iterator[tuple[Path, int, pd.DataFrame]]:
-    """(file, row group, frame of the COLUMNS it has) for every row group: one in memory at a time."""
+def _batches(files: Iterable[Path], columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+    """Frames of at most BATCH_ROWS rows of the COLUMNS each file has: one in memory at a time."""
     for path in files:
         pf = pq.ParquetFile(path)
         have = [c for c in columns if c in pf.schema_arrow.names]
-        for i in range(pf.num_row_groups):
-            yield path, i, pf.read_row_group(i, columns=have).to_pandas()
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=have):
+            yield batch.to_pandas()
 
 
 def fetch_rows(files: Iterable[Path], ids: Iterable[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -211,7 +214,7 @@ def scan_shards(corpus: Corpus, p: ReportParams) -> Scan:
     scan = Scan(per_class=TopN(p.faces_per_class), landmarks=TopN(p.landmark_faces))
     scan.worst = {i: TopN(p.worst_per_metric, largest) for i, (_, _, largest, _) in enumerate(QUALITY_VIEWS)}
     quality = sorted({c for c, *_ in QUALITY_VIEWS})
-    for _, _, f in _row_groups(corpus.shards, [*META_COLUMNS, *quality]):
+    for f in _batches(corpus.shards, [*META_COLUMNS, *quality]):
         scan.counts.update(zip(f["source"], f["split"], f["label"]))
         meta = f[[c for c in META_COLUMNS if c in f]]
         scan.per_class.update(meta, _hash_key(f["sample_id"]), by="label")
@@ -282,7 +285,7 @@ class Images:
             return H.side_by_side([thumb, face], height=min(thumb.shape[0], self.p.thumb_px)), "original | aligned"
         if thumb is not None:
             return thumb, "original (aligned face not found)"
-        return face, "aligned (no original file)"
+        return face, "aligned only (no file)"
 
 
 def _short(locator: str) -> str:
@@ -411,7 +414,7 @@ def _group_members(c: Corpus, column: str, keys: Sequence[str]) -> pd.DataFrame:
     if not keys or not c.groups.exists():
         return pd.DataFrame(columns=list(GROUP_COLUMNS))
     wanted = set(keys)
-    parts = [f[f[column].isin(wanted)] for _, _, f in _row_groups([c.groups], [*GROUP_COLUMNS, "label_conflict"])]
+    parts = [f[f[column].isin(wanted)] for f in _batches([c.groups], [*GROUP_COLUMNS, "label_conflict"])]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(GROUP_COLUMNS))
 
 
@@ -464,7 +467,7 @@ def _rejects(c: Corpus, p: ReportParams) -> str:
             continue
         counts: Counter = Counter()
         samples: dict[str, list[dict[str, Any]]] = {}
-        for _, _, f in _row_groups(files, ["locator", "reason", "detail"]):
+        for f in _batches(files, ["locator", "reason", "detail"]):
             counts.update(f["reason"])
             for reason, g in f.groupby("reason", sort=False):
                 have = samples.setdefault(reason, [])
