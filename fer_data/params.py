@@ -93,9 +93,7 @@ class FaceParams(Block):
         ge=64,
     )
     embeddings: Bool = param(
-        True,
-        "true or false",
-        "dlib's 128-d face descriptor of every aligned face, from the original image (the corpus clusters identities with it)",
+        True, "true or false", "dlib's 128-d face descriptor of every aligned face (the corpus clusters identities)"
     )
 
 
