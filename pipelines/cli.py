@@ -110,12 +110,10 @@ def flow_validate(
 def flow_train(corpus: str, out_dir: str, params_path: str | None, resume: bool) -> None:
     """Train on a corpus with the `train` flow (= `python -m train fit`; README.md, "Training")."""
     from pipelines.train_flow import train_flow
-    from train.params import ParamsError
 
-    try:
-        metrics = _run(lambda: train_flow(corpus, out_dir, _params_path(params_path), resume))
-    except ParamsError as exc:
-        raise click.ClickException(str(exc)) from None
+    params_path = _params_path(params_path)
+    load_params(params_path)  # the train: block included (train.params:check_block), before Prefect starts
+    metrics = _run(lambda: train_flow(corpus, out_dir, params_path, resume))
     click.echo(json.dumps({s: metrics[s]["accuracy"] for s in ("val", "test") if s in metrics}, sort_keys=True))
 
 
