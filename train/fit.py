@@ -196,12 +196,15 @@ class Run:
         prog.step += 1
         prog.global_step += 1
 
+    def make_train_loader(self):
+        return make_loader(self.train_batches, self.p.workers)
+
     def train_epoch(self, max_steps: int | None) -> bool:
         """Run the rest of the current epoch; False when max_steps stopped it part-way (checkpoint saved)."""
         self.model.train()
         self.train_batches.set_epoch(self.progress.epoch, self.progress.step)
         started = time.perf_counter()
-        for batch in make_loader(self.train_batches, self.p.workers):
+        for batch in self.make_train_loader():
             self.train_step(batch)
             done = max_steps is not None and self.progress.global_step >= max_steps
             every = self.p.checkpoint_every
