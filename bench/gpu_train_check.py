@@ -2,7 +2,7 @@
 """GPU check for the training hand-off: training images/s of the five-layer CNN, GPU busy %, loader images/s.
 
     python bench/gpu_train_check.py                      # on a GPU host: the stock PyTorch image + this repository
-    python bench/gpu_train_check.py --rows 2000 --seconds 3 --batch-sizes 64   # CPU smoke run (tests do this)
+    python bench/gpu_train_check.py --rows 2000 --seconds 3 --batch-sizes 64   # CPU smoke run (smaller in tests)
 
 Needs only torch, numpy, pyarrow, PyYAML (what train/ imports): it generates its own corpus of
 cartoon faces (train.synthetic) in the corpus layout, then measures, for each batch size:
@@ -39,7 +39,7 @@ from train.params import TrainParams, build  # noqa: E402
 from train.synthetic import synthetic_faces, write_corpus  # noqa: E402
 
 SAMPLE_EVERY_S = 0.2
-WARMUP_STEPS = 20  # cuDNN autotuning and allocator growth happen in the first steps
+WARMUP_STEPS = 20  # default --warmup: cuDNN autotuning and allocator growth happen in the first steps
 
 
 def _utilization() -> float | None:
@@ -85,14 +85,14 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def fed(run: Run, seconds: float) -> dict:
+def fed(run: Run, seconds: float, warmup: int) -> dict:
     """fit's training step over the loader for about `seconds` after warm-up."""
     images, epoch, sampler, started = 0, 0, None, None
     while True:
         run.train_batches.set_epoch(epoch)
         for batch in run.make_train_loader():
             run.train_step(batch)
-            if run.progress.global_step == WARMUP_STEPS:
+            if started is None and run.progress.global_step >= warmup:
                 _sync()
                 sampler, started = Sampler(), time.perf_counter()
                 sampler.start()
@@ -109,12 +109,12 @@ def fed(run: Run, seconds: float) -> dict:
         epoch += 1
 
 
-def resident(run: Run, seconds: float) -> dict:
+def resident(run: Run, seconds: float, warmup: int) -> dict:
     """The same step on one batch kept on the device."""
     run.train_batches.set_epoch(0)
     batch = next(iter(run.make_train_loader()))
     batch = {k: v.to(run.device) for k, v in batch.items()}
-    for _ in range(WARMUP_STEPS):
+    for _ in range(warmup):
         run.train_step(batch)
     _sync()
     sampler, images, started = Sampler(), 0, time.perf_counter()
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, default=15.0, help="timed training per measurement")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--warmup", type=int, default=WARMUP_STEPS, help="untimed steps before each measurement")
+    ap.add_argument("--model", default="five_layer", help="train.model (the check is about the five-layer CNN)")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if cuda else f"cpu ({torch.get_num_threads()} threads)",
         "rows": args.rows,
+        "model": args.model,
         "workers": args.workers,
         "runs": [],
     }
@@ -158,8 +161,12 @@ def main(argv: list[str] | None = None) -> dict:
                 TrainParams, {"batch_size": bs, "workers": args.workers, "cache_dir": f"{tmp}/cache"}, "train"
             )
             run = Run(Corpus.open(corpus), Path(tmp) / f"out{bs}", params)
-            row = {"batch_size": bs, "loader_images_per_s": loader["images_per_s"], "fed": fed(run, args.seconds)}
-            row["resident"] = resident(run, args.seconds)
+            row = {
+                "batch_size": bs,
+                "loader_images_per_s": loader["images_per_s"],
+                "fed": fed(run, args.seconds, args.warmup),
+            }
+            row["resident"] = resident(run, args.seconds, args.warmup)
             row["fed_over_resident"] = round(row["fed"]["images_per_s"] / row["resident"]["images_per_s"], 3)
             result["runs"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)

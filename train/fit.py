@@ -120,6 +120,7 @@ class Run:
         weights = corpus.class_weights("train") if params.class_weights else None
         self.class_weights = torch.tensor(weights, device=self.device) if weights else None
         self.progress = Progress()
+        self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correct since the last flush
         self.train_batches = ShardBatches(
             self.stores["train"], params.batch_size, shuffle=True, seed=params.seed,
             drop_last=params.drop_last and len(self.stores["train"]) >= params.batch_size, pin=self.cuda,
@@ -131,6 +132,7 @@ class Run:
         return self.out / "checkpoints" / "last.pt"
 
     def save_checkpoint(self) -> None:
+        self.flush_sums()
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "model": self.model.state_dict(),
@@ -189,12 +191,20 @@ class Run:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        run = prog.running
-        run["loss"] += loss.item() * len(label)
-        run["correct"] += int((logits.argmax(1) == label).sum())
-        run["seen"] += len(label)
+        # Summed on the device (float64: the same sums however often they are flushed); reading them every
+        # step would make the CPU wait for the GPU before it gathers the next batch.
+        self._sums[0] += loss.detach().double() * len(label)
+        self._sums[1] += (logits.argmax(1) == label).sum()
+        prog.running["seen"] += len(label)
         prog.step += 1
         prog.global_step += 1
+
+    def flush_sums(self) -> None:
+        """Move the device-side loss / correct sums into progress.running (before a checkpoint or epoch end)."""
+        loss, correct = self._sums.tolist()
+        self.progress.running["loss"] += loss
+        self.progress.running["correct"] += int(correct)
+        self._sums.zero_()
 
     def make_train_loader(self):
         return make_loader(self.train_batches, self.p.workers)
@@ -219,6 +229,7 @@ class Run:
 
     def end_epoch(self) -> None:
         """Validation, learning-rate plateau, best model, early stopping, the learning-curve row; then checkpoint."""
+        self.flush_sums()
         prog, run = self.progress, self.progress.running
         val = self.stores["val"]
         row = {
