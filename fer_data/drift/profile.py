@@ -254,12 +254,9 @@ def pick_rows(data: ds.Dataset, columns: list[str], indices: np.ndarray) -> pa.T
     return pa.concat_tables(parts)
 
 
-def faces_array(table: pa.Table) -> np.ndarray | None:
-    """(k, h, w) uint8 from the `image` bytes of rows of one size (rows of another size are skipped)."""
-    rows = table.select(["image", "width", "height"]).to_pylist()
+def faces_array(rows: pa.Table | list[dict]) -> np.ndarray | None:
+    """(k, h, w) uint8 from the `image` bytes of rows (all of one size: a table is curated at one align.size)."""
+    rows = rows.select(["image", "width", "height"]).to_pylist() if isinstance(rows, pa.Table) else rows
     if not rows:
         return None
-    h, w = rows[0]["height"], rows[0]["width"]
-    return np.stack(
-        [np.frombuffer(r["image"], np.uint8).reshape(h, w) for r in rows if (r["height"], r["width"]) == (h, w)]
-    )
+    return np.stack([np.frombuffer(r["image"], np.uint8).reshape(r["height"], r["width"]) for r in rows])
