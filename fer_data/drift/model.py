@@ -1,6 +1,7 @@
 """Predicted classes from a trained model, for the predicted-class shift check ("Failing Loudly"'s best).
 
-A model is a TorchScript file (`torch.jit.save`) or any callable. Its input is a float32 tensor
+A model is a `torch.export` program (`.pt2`, `torch.export.save`), a TorchScript file (other
+suffixes, `torch.jit.save`; deprecated by torch but still what many trainers write) or any callable. Its input is a float32 tensor
 (N, 1, H, W) of aligned grey faces scaled to 0..1, the curated table's `image` as it is; its output
 is (N, C) scores over the corpus's `classes` (manifest order, = `label_index`). The argmax is the
 prediction. torch is imported only when a model is given.
@@ -20,10 +21,16 @@ Model = Callable[[object], object]
 
 
 def load(path: str | Path) -> Model:
-    """A TorchScript model in eval mode (CPU)."""
+    """The model in a file, ready to call on CPU."""
+    import warnings
+
     import torch
 
-    model = torch.jit.load(str(path), map_location="cpu")
+    if Path(path).suffix == ".pt2":
+        return torch.export.load(str(path)).module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript; files remain
+        model = torch.jit.load(str(path), map_location="cpu")
     model.eval()
     return model
 
