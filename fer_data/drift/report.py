@@ -7,6 +7,7 @@ PSI bin of the most shifted feature that the batch over-fills most), next to ref
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,14 @@ import numpy as np
 from fer_data.drift import stats
 from fer_data.drift.checks import FAIL, Check
 from fer_data.drift.ingest import Batch, faces_of
+from fer_data.drift.ledger import Entry
 from fer_data.drift.profile import DISPLAY_QUANTILES, Profile
 from fer_data.reports import html as h
 
 #: Faces shown from the most shifted region, and reference faces beside them.
 REGION_FACES = 24
 REFERENCE_FACES = 12
+REPORT_FILE = "index.html"
 
 
 def render(profile: Profile, batch: Batch, checks: list[Check], doc: dict[str, Any]) -> str:
@@ -143,3 +146,32 @@ def _region(profile: Profile, batch: Batch, checks: list[Check]) -> str:
         else h.face_grid([h.Face(f, ["reference"]) for f in profile.faces[:REFERENCE_FACES]])
     )
     return note + "<h3>Batch faces in the region</h3>" + grid + "<h3>Reference faces (random)</h3>" + ref_faces
+
+
+def render_index(entries: list[Entry], inbox: str, out_root: Path) -> str:
+    """The page of every checked batch with its verdict, newest first, each linking to its report."""
+    import datetime as dt
+
+    rows = []
+    for e in sorted(entries, key=lambda e: (e.finished_at or float("inf"), e.name), reverse=True):
+        verdict = e.verdict or ("error" if e.last_error else e.state)
+        cls = {"pass": "pass", "fail": "fail", "error": "fail"}.get(verdict, "muted")
+        link = ""
+        if e.report:
+            rel = Path(e.report, REPORT_FILE).resolve().relative_to(out_root.resolve()).as_posix()
+            link = h.Raw(f'<a href="{h.esc(rel)}">report</a>')
+        when = dt.datetime.fromtimestamp(e.finished_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if e.finished_at else ""
+        rows.append(
+            [
+                e.name,
+                when,
+                h.Raw(f'<span class="{cls}">{h.esc(verdict)}</span>'),
+                ", ".join(e.failed_checks) or (e.last_error or "")[-200:],
+                e.attempts,
+                link,
+            ]
+        )
+    failed = sum(e.verdict == FAIL for e in entries)
+    lead = f"<p class=lead>Inbox <code>{h.esc(inbox)}</code>: {len(entries)} batch(es) checked, {failed} failed.</p>"
+    table = h.table(["batch", "checked", "verdict", "failed checks / error", "attempts", ""], rows, numeric=(4,))
+    return h.page("Drift checks", lead + table)

@@ -18,14 +18,13 @@ import pyarrow.dataset as ds
 
 from fer_data import params as params_mod
 from fer_data.drift import checks as checks_mod
-from fer_data.drift import config, ingest, profile
+from fer_data.drift import config, ingest, profile, report
 from fer_data.drift import model as model_mod
 from fer_data.drift.profile import Profile
 
 log = logging.getLogger("fer_data.drift")
 
 DRIFT_JSON = "drift.json"
-REPORT_HTML = "index.html"
 
 
 def reference_profile(reference: str | Path, cfg: config.DriftConfig, params: params_mod.Params) -> Profile:
@@ -49,8 +48,6 @@ def check_batch(
     model: str | Path | model_mod.Model | None = None,
 ) -> dict[str, Any]:
     """Check one batch against the reference; writes OUT/drift.json and OUT/index.html, returns drift.json's content."""
-    from fer_data.drift import report
-
     raw = raw or {}
     cfg = config.parse(raw)  # every parameter is checked before any work
     params = params_mod.resolve(raw)
@@ -70,7 +67,7 @@ def check_batch(
     }
     out.mkdir(parents=True, exist_ok=True)
     _write(out / DRIFT_JSON, json.dumps(doc, indent=2, default=_json_default) + "\n")
-    _write(out / REPORT_HTML, report.render(prof, b, results, doc))
+    _write(out / report.REPORT_FILE, report.render(prof, b, results, doc))
     log.info("drift %s: %s (%s)", batch, doc["verdict"], ", ".join(doc["failed_checks"]) or "every check passed")
     return doc
 
