@@ -102,9 +102,14 @@ def covariate_shift(feature: str, profile: Profile, values: np.ndarray, cfg: Dri
 def embedding_shift(profile: Profile, batch: Batch, cfg: DriftConfig) -> Check:
     emb = cfg.embedding
     ref, cur = profile.embeddings, batch.embeddings
+    exact = emb.method == "exact" or (
+        emb.method == "auto"
+        and (0 if ref is None else len(ref)) + (0 if cur is None else len(cur)) <= emb.exact_max_rows
+    )
+    kernel = "Gaussian kernel" if exact else f"{emb.random_features} random Fourier features of a Gaussian kernel"
     check = Check(
         "embedding_shift",
-        f"Gaussian-kernel MMD, {emb.permutations} permutations",
+        f"MMD ({kernel}), {emb.permutations} permutations",
         threshold={"alpha": cfg.alpha},
         n_reference=0 if ref is None else len(ref),
         n_batch=0 if cur is None else len(cur),
@@ -112,7 +117,10 @@ def embedding_shift(profile: Profile, batch: Batch, cfg: DriftConfig) -> Check:
     if ref is None or cur is None or min(len(ref), len(cur)) < emb.min_rows:
         check.detail = "too few face embeddings (faces.embeddings off when the data was curated?)"
         return check
-    res = stats.mmd_permutation_test(ref, cur, emb.permutations, emb.chunk_rows, cfg.seed)
+    if exact:
+        res = stats.mmd_permutation_test(ref, cur, emb.permutations, emb.chunk_rows, cfg.seed)
+    else:
+        res = stats.mmd_random_features_test(ref, cur, emb.permutations, emb.random_features, emb.chunk_rows, cfg.seed)
     check.statistic, check.p_value, check.distance = res.mmd2, res.p_value, res.mmd2
     check.detail = f"kernel width {res.bandwidth:.3g}"
     return check

@@ -22,6 +22,9 @@ class _Block(BaseModel):
 
 class EmbeddingConfig(_Block):
     enabled: bool = True
+    method: Literal["auto", "exact", "random_features"] = "auto"
+    exact_max_rows: int = Field(20000, ge=2)
+    random_features: int = Field(2048, ge=64)
     permutations: int = Field(100, ge=10)
     chunk_rows: int = Field(4096, ge=64)
     min_rows: int = Field(10, ge=2)
