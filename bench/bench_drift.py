@@ -68,37 +68,70 @@ def curate_pool(realdata: Path, work: Path) -> dict:
         p = params_mod.resolve({"sources": {source: sp}, "run": {"workers": 2}})
         curate(source, realdata / folder, work / "curated" / source, p)
         t = ds.dataset(str(work / "curated" / source / "curated.parquet")).to_table()
-        parts.append(t.select([*DEFAULT_FEATURES, "label", "image", "width"]))
-    rows = [r for t in parts for r in t.to_pylist() if r["width"] == 48]
-    pool = {f: np.array([np.nan if r[f] is None else r[f] for r in rows], float) for f in DEFAULT_FEATURES}
-    pool["label"] = np.array([r["label"] for r in rows])
-    pool["image"] = np.stack([np.frombuffer(r["image"], np.uint8).reshape(48, 48) for r in rows])
+        cols = [*DEFAULT_FEATURES, "label", "image", "width", "locator", "landmarks_original"]
+        parts += [
+            r | {"root": realdata / folder}
+            for r in t.select(cols).to_pylist()
+            if r["width"] == 48 and r["landmarks_original"]
+        ]
+    pool = {f: np.array([np.nan if r[f] is None else r[f] for r in parts], float) for f in DEFAULT_FEATURES}
+    pool["label"] = np.array([r["label"] for r in parts])
+    pool["image"] = np.stack([np.frombuffer(r["image"], np.uint8).reshape(48, 48) for r in parts])
+    pool["chip"] = np.stack([_chip(r) for r in parts])
+    pool["emb"] = embed(pool["chip"])
     np.savez(cache, **pool)
     return pool
 
 
+def _chip(row: dict) -> np.ndarray:
+    """dlib's 150x150 chip of the face from its original image (what the encoder embeds)."""
+    from fer_data.faces.embed import face_chip
+    from fer_data.imageio import read_image
+
+    path = row["root"] / row["locator"]
+    if not path.exists():
+        path = row["root"] / "images" / row["locator"]  # fer2013's image variant lives in images/
+    grey, rgb, _ = read_image(path, colour=True)
+    return face_chip(grey if rgb is None else rgb, np.asarray(row["landmarks_original"]).reshape(68, 2))
+
+
+def embed(chips: np.ndarray) -> np.ndarray:
+    from fer_data.faces.embed import FaceEncoder
+
+    return FaceEncoder("cpu").encode(chips)
+
+
 def shifted(pool: dict, kind: str) -> dict:
     """The population after a shift of the aligned faces (image metrics recomputed), or of the class mix."""
-    import cv2
-
     from fer_data.faces.quality import image_metrics
 
     out = dict(pool)
     if kind == "class_mix":
         return out  # drawn with other class weights, see draw()
-    faces = []
-    for img in pool["image"]:
-        if kind == "brightness_-20%":
-            img = np.clip(img.astype(np.float32) * 0.8 + 0.5, 0, 255).astype(np.uint8)
-        elif kind == "blur_sigma_1":
-            img = cv2.GaussianBlur(img, (0, 0), 1.0)
-        elif kind == "jpeg_q30":
-            _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30])
-            img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-        faces.append(image_metrics(img))
+    metrics = [image_metrics(apply_shift(img, kind, 1.0)) for img in pool["image"]]
     for key in ("brightness", "contrast", "sharpness"):
-        out[key] = np.array([m[key] for m in faces])
+        out[key] = np.array([m[key] for m in metrics])
+    # The chip shows the face ~3x larger than the 48x48 aligned face: the same blur in face terms.
+    out["emb"] = embed(np.stack([apply_shift(c, kind, CHIP_SCALE) for c in pool["chip"]]))
     return out
+
+
+#: Face size in dlib's 150x150 chip over that in the 48x48 aligned face (eye distance ~57 vs ~19 px).
+CHIP_SCALE = 3.0
+
+
+def apply_shift(img: np.ndarray, kind: str, scale: float) -> np.ndarray:
+    """One face (grey or RGB uint8) after a shift; blur sigma in units of the 48x48 aligned face."""
+    import cv2
+
+    if kind == "brightness_-20%":
+        return np.clip(img.astype(np.float32) * 0.8 + 0.5, 0, 255).astype(np.uint8)
+    if kind == "blur_sigma_1":
+        return cv2.GaussianBlur(img, (0, 0), 1.0 * scale)
+    if kind == "jpeg_q30":
+        _, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30])
+        return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    raise ValueError(kind)
 
 
 def class_weights(pool: dict, shift_points: float) -> np.ndarray:
@@ -117,7 +150,7 @@ def class_weights(pool: dict, shift_points: float) -> np.ndarray:
 def draw(pool: dict, n: int, rng: np.random.Generator, features, weights: np.ndarray | None = None) -> dict:
     """N rows of the population (smoothed bootstrap)."""
     idx = rng.choice(len(pool["label"]), n, replace=True, p=weights)
-    out = {"label": pool["label"][idx]}
+    out = {"label": pool["label"][idx], "emb": pool["emb"][idx]}
     for f in features:
         v = pool[f][idx].copy()
         if f not in INTEGER_FEATURES:
@@ -132,7 +165,8 @@ def make_profile(rows: dict, features, cfg, classes, rng):
 
     counts = {c: int((rows["label"] == c).sum()) for c in classes}
     feats = {f: profile_feature(f, rows[f], cfg.profile, rng) for f in features}
-    return Profile("bench", len(rows["label"]), list(classes), counts, feats)
+    sample = rng.choice(len(rows["emb"]), cfg.profile.embedding_sample, replace=False)
+    return Profile("bench", len(rows["label"]), list(classes), counts, feats, embeddings=rows["emb"][sample])
 
 
 def make_batch(rows: dict, features):
@@ -145,7 +179,7 @@ def make_batch(rows: dict, features):
         {f: rows[f] for f in features},
         list(rows["label"]),
         [str(i) for i in range(n)],
-        None,
+        rows["emb"],
         read=n,
         searched=n,
         found=n,
@@ -203,17 +237,22 @@ def mmd_timing(args) -> dict:
     """One MMD permutation test in this (fresh) process: wall time and peak RSS."""
     import torch
 
-    from fer_data.drift.stats import mmd_permutation_test
+    from fer_data.drift.stats import mmd_permutation_test, mmd_random_features_test
 
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(args.reference, 128)).astype(np.float32)
     batch = rng.normal(size=(args.batch, 128)).astype(np.float32)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t = time.perf_counter()
-    res = mmd_permutation_test(ref, batch, args.permutations, args.chunk_rows)
-    wall = time.perf_counter() - t
+    cpu0, t = time.process_time(), time.perf_counter()
+    if args.method == "exact":
+        res = mmd_permutation_test(ref, batch, args.permutations, args.chunk_rows)
+    else:
+        res = mmd_random_features_test(ref, batch, args.permutations, 2048, args.chunk_rows)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
+        "method": args.method,
+        "cpu_seconds": round(cpu, 2),
         "reference": args.reference,
         "batch": args.batch,
         "permutations": args.permutations,
@@ -241,6 +280,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--permutations", type=int, default=100)
     ap.add_argument("--chunk-rows", type=int, default=4096)
+    ap.add_argument("--method", choices=["exact", "random_features"], default="exact")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.mmd_only:
@@ -248,13 +288,17 @@ def main() -> None:
         return
     args.work.mkdir(parents=True, exist_ok=True)
     out = statistical(args)
-    runs = []
-    for _ in range(args.repeats):  # each in a fresh process, so its peak RSS is its own
-        cmd = [sys.executable, __file__, "--mmd-only", "--reference", str(args.reference), "--batch", str(args.batch)]
-        cmd += ["--permutations", str(args.permutations), "--chunk-rows", str(args.chunk_rows)]
-        runs.append(json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1]))
-        print("mmd", json.dumps(runs[-1]), flush=True)
-    out["mmd"] = {"runs": runs, "median_seconds": float(np.median([r["seconds"] for r in runs]))}
+    out["mmd"] = {}
+    for method in ("exact", "random_features"):
+        runs = []
+        for _ in range(args.repeats):  # each in a fresh process, so its peak RSS is its own
+            cmd = [sys.executable, __file__, "--mmd-only", "--method", method, "--reference", str(args.reference)]
+            cmd += ["--batch", str(args.batch), "--permutations", str(args.permutations)]
+            cmd += ["--chunk-rows", str(args.chunk_rows)]
+            runs.append(json.loads(subprocess.check_output(cmd, text=True).strip().splitlines()[-1]))
+            print("mmd", json.dumps(runs[-1]), flush=True)
+        if runs:
+            out["mmd"][method] = {"runs": runs, "median_seconds": float(np.median([r["seconds"] for r in runs]))}
     (args.work / "result.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 

@@ -63,7 +63,7 @@ class DriftConfig(_Block):
     alpha: float = Field(0.05, gt=0, lt=1)
     correction: Literal["holm", "bonferroni"] = "holm"
     features: list[str] = list(DEFAULT_FEATURES)
-    feature_min_psi: float = Field(0.1, ge=0)
+    feature_min_psi: float = Field(0.05, ge=0)
     label_min_psi: float = Field(0.02, ge=0)
     min_labelled: int = Field(20, ge=1)
     min_face_found_rate: float = Field(0.8, ge=0, le=1)
