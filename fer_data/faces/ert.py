@@ -11,9 +11,8 @@ dlib's rounding to whole pixels the points are the same (tests/test_faces_ert.py
 the unrounded values.
 
 Reading dlib's serialisation takes ~12 s in Python, so the arrays are cached once as .npz
-(FER_DATA_CACHE, else $XDG_CACHE_HOME/fer-data, else ~/.cache/fer-data), written atomically
-because parallel workers may race to create it. numba caches the compiled kernel beside this
-module (~7 s to compile once, ~0.5 s to load).
+(in fer_data.env.cache_dir), written atomically because parallel workers may race to create it.
+numba caches the compiled kernel beside this module (~7 s to compile once, ~0.5 s to load).
 """
 
 from __future__ import annotations

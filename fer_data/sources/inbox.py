@@ -18,29 +18,36 @@ import csv
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import pyarrow.parquet as pq
 
+from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.imageio import UnreadableImage, decode_grey
-from fer_data.sources.base import Reject, Sample, Source, sha256_bytes
-from fer_data.sources.folder import ClassFolders, Labelled, Place
+from fer_data.params import Bool, Float, Int, Str, param
+from fer_data.sources.base import Reject, Sample, Source, SourceParams, sha256_bytes
+from fer_data.sources.folder import ClassFolders, FolderParams, Labelled, Place
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
+
+
+class InboxParams(FolderParams):
+    split_dirs: dict[Str, Literal["train", "val", "test"]] = param(
+        {}, "a mapping folder name -> train|val|test", "none by default: production batches have no split level"
+    )
+    labels_csv: Str = param("labels.csv", "a file name", "file,label CSV in the batch root (wins over class folders)")
+    # Neighbouring frames are near-duplicates: every 10th is 1/3 s at 30 fps.
+    video_stride: Int = param(10, "an integer >= 1", "every n-th video frame", ge=1)
+    # A long video must not outweigh the photos of a batch.
+    max_frames_per_video: Int = param(50, "an integer >= 0", "frames kept per video (0: all)", ge=0)
 
 
 class Inbox(ClassFolders):
     """A folder batch: images and videos, labels from class folders or labels.csv (both optional)."""
 
     name = "inbox"
-    defaults: Mapping[str, Any] = {
-        **ClassFolders.defaults,
-        "split_dirs": {},  # production batches have no split level
-        "labels_csv": "labels.csv",
-        "video_stride": 10,  # neighbouring frames are near-duplicates: every 10th (1/3 s at 30 fps)
-        "max_frames_per_video": 50,  # 0 = no cap; a long video must not outweigh the photos of a batch
-    }
+    params_model = InboxParams
 
     @cached_property
     def csv_labels(self) -> dict[str, str]:
@@ -117,16 +124,21 @@ class Inbox(ClassFolders):
         (out_dir / "labels.csv").write_text("file,label\nupload_0016.png,angry\nupload_0017.png,fear\n")
 
 
+class InboxParquetParams(SourceParams):
+    class_map: dict[Str, Str] = param({}, "a mapping label name -> canonical class", "extra label names")
+    expected_face_fraction: Float = param(0.5, "a number in (0, 1]", "face width / image side", gt=0, le=1)
+    precropped: Bool = param(False, "true or false", "true for tight face crops (no detection)")
+
+
 class InboxParquet(Source):
     """A Parquet batch (a file, or a folder of files): encoded images in `image`, optional `label` and `id`."""
 
     name = "inbox_parquet"
-    defaults: Mapping[str, Any] = {"class_map": {}, "expected_face_fraction": 0.5, "precropped": False}
+    params_model = InboxParquetParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"names": labels.FOLDER_NAMES}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
-        from fer_data import labels
-
         self.table = labels.folder_table(self.params.get("class_map") or {})
         self.files = sorted(self.root.rglob("*.parquet")) if self.root.is_dir() else [self.root]
         if not self.files:
