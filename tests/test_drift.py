@@ -136,7 +136,7 @@ def test_an_inbox_takes_labels_from_folders_and_csv_and_samples_videos(tmp_path)
 
 
 def test_params_are_checked_before_any_work(scenario, tmp_path):
-    with pytest.raises(ValueError, match=r"^drift\.embedding\.permutatons: Extra inputs"):
+    with pytest.raises(ValueError, match=r"^drift\.embedding\.permutatons: unknown key; known: enabled"):
         check_batch(scenario / "corpus", scenario / "same", tmp_path, {"drift": {"embedding": {"permutatons": 5}}})
     with pytest.raises(ValueError, match=r"^drift\.features: \['brightnes'\]"):
         config.parse({"drift": {"features": ["brightnes"]}})

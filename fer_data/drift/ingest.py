@@ -26,7 +26,7 @@ from fer_data.curate import CURATED, METRICS
 from fer_data.curate import curate as run_curate
 from fer_data.drift.config import DriftConfig
 from fer_data.params import Params
-from fer_data.validate import FACE_FOUND_REASONS, NO_FACE_REASONS
+from fer_data.records import face_found_counts
 
 BATCH_DIR = "batch"
 
@@ -118,10 +118,8 @@ def load(table: Path, batch_path: str, features: Sequence[str], metrics: dict | 
     )
     if metrics is not None:
         reasons = dict(metrics.get("rejected_by_reason") or {})
-        found = int(metrics["curated"]) + sum(reasons.get(r, 0) for r in FACE_FOUND_REASONS)
         batch.read = int(metrics["read"])
-        batch.found = found
-        batch.searched = found + sum(reasons.get(r, 0) for r in NO_FACE_REASONS)
+        batch.found, batch.searched = face_found_counts(int(metrics["curated"]), reasons)
         batch.rejected_by_reason = reasons
     return batch
 
