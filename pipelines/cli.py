@@ -102,6 +102,25 @@ def flow_validate(
     click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
 
 
+@flow_group.command("corpus")
+@click.option("--curated", "curated_dirs", multiple=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--validated", default="data/validated/manifest.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default="data/corpus", show_default=True, type=click.Path(file_okay=False))
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+def flow_corpus(curated_dirs: tuple[str, ...], validated: str, out_dir: str, params_path: str | None) -> None:
+    """Build the corpus with the `corpus` flow (see `fer-data corpus --help`)."""
+    from fer_data.corpus import CorpusGateFailed
+    from pipelines.corpus_flow import corpus_flow
+
+    params_path = _params_path(params_path)
+    load_params(params_path)  # every block, the corpus one included, before Prefect starts
+    try:
+        result = _run(lambda: corpus_flow(out_dir, list(curated_dirs) or None, validated, params_path))
+    except (ValueError, CorpusGateFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({k: v["rows"] for k, v in result["splits"].items()}, sort_keys=True))
+
+
 @flow_group.command("pipeline")
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
@@ -152,7 +171,7 @@ def run_demo(force: bool) -> None:
     """Run the DVC pipeline on the embedded sample data (the README's first command).
 
     demo trees -> one Prefect `curate` flow per source -> validation (Great Expectations) ->
-    manifest; one temporary Prefect server serves every stage. Needs a DVC project (runs
+    manifest -> corpus; one temporary Prefect server serves every stage. Needs a DVC project (runs
     `dvc init` once when .dvc/ is missing).
     """
     import subprocess
@@ -184,7 +203,8 @@ def run_demo(force: bool) -> None:
     click.echo("validation report (opens offline): reports/validation/index.html; all metrics: dvc metrics show")
     if code:
         raise click.ClickException(f"dvc repro failed (exit {code})")
-    click.echo("curated tables: data/curated/<source>/curated.parquet; for training: data/validated/manifest.json")
+    click.echo("curated tables: data/curated/<source>/curated.parquet; validated: data/validated/manifest.json")
+    click.echo("for training: data/corpus/manifest.json (steward report: data/corpus/report/index.html)")
 
 
 def _demo_summary(raw: dict, curated: Path, summary_path: Path) -> str:

@@ -8,7 +8,7 @@ file names from user folders, labels come from CSV files) goes through `esc`.
 Pieces, each returning an HTML string unless it says otherwise:
 `page` (the document), `section`, `table`, `img_data_uri` / `img_tag` / `thumbnail` (images),
 `bar_chart`, `grouped_bars`, `histogram` (SVG charts), `face_grid` (faces with captions),
-`draw_landmarks` (a face with its 68 points).
+`draw_landmarks` (a face with its 68 points), `side_by_side` (an original beside its aligned face).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-seri
 h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid var(--line);padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 4px}p.lead{margin-top:0}
 table{border-collapse:collapse;margin:8px 0 16px;width:100%}th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
-th{background:var(--head)}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:var(--head)}table.auto{width:auto;min-width:40%}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#116329;font-weight:600}.fail{color:#b42318;font-weight:600}tr.failrow{background:#fff1f0}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-size:13px}.badge.pass{background:var(--pass);color:#fff}.badge.fail{background:var(--fail);color:#fff}
 .bar{background:#4f7cac;height:12px;display:inline-block;vertical-align:middle}.muted{color:var(--muted)}code{font-size:12px}
@@ -86,8 +86,8 @@ def toc(entries: Iterable[tuple[str, str]]) -> str:
     return "<nav class=toc>" + "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in entries) + "</nav>"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
-    """A table of escaped cells; columns whose index is in NUMERIC are right-aligned.
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = (), full: bool = True) -> str:
+    """A table of escaped cells; columns whose index is in NUMERIC are right-aligned; FULL: page-wide.
 
     A cell that is a `Raw` is inserted as it is (an image, a link): everything else is escaped.
     """
@@ -99,7 +99,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequen
         + "</tr>"
         for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table{'' if full else ' class=auto'}><tr>{head}</tr>{body}</table>"
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,32 @@ def img_tag(arr: np.ndarray, alt: str, *, width: int | None = None, title: str |
     return f'<img src="{img_data_uri(a)}" alt="{esc(alt)}" width="{w}"{cls}{tip}>'
 
 
+def side_by_side(images: Sequence[np.ndarray], height: int, gap: int = 4) -> np.ndarray:
+    """Images scaled to one HEIGHT and joined left to right on white (e.g. an original and its aligned face).
+
+    Grey inputs stay grey unless another input is RGB; small faces are enlarged with nearest
+    neighbours, so what is shown is the pixels that were there.
+    """
+    if not images:
+        raise ValueError("side_by_side needs at least one image")
+    arrays = [_as_uint8(a) for a in images]
+    colour = any(a.ndim == 3 for a in arrays)
+    parts = []
+    for a in arrays:
+        if colour and a.ndim == 2:
+            a = cv2.cvtColor(a, cv2.COLOR_GRAY2RGB)
+        elif colour:
+            a = a[:, :, :3]
+        w = max(1, round(a.shape[1] * height / a.shape[0]))
+        interp = cv2.INTER_NEAREST if height > a.shape[0] else cv2.INTER_AREA
+        parts.append(cv2.resize(a, (w, height), interpolation=interp))
+    spacer = np.full((height, gap, 3) if colour else (height, gap), 255, np.uint8)
+    joined = [parts[0]]
+    for part in parts[1:]:
+        joined += [spacer, part]
+    return np.concatenate(joined, axis=1)
+
+
 @dataclass(frozen=True)
 class Face:
     """One picture of a grid: the image, its caption lines (escaped), and an optional hover text."""
@@ -174,14 +200,20 @@ class Face:
     title: str | None = None
 
 
-def face_grid(faces: Iterable[Face], *, width: int = 96, empty: str = "nothing to show") -> str:
-    """Faces side by side, wrapping, each with its caption lines under it."""
+def face_grid(faces: Iterable[Face], *, width: int | None = 96, height: int | None = None, empty: str = "nothing to show") -> str:
+    """Faces side by side, wrapping, each with its caption lines under it.
+
+    WIDTH sets every picture's on-screen width; or HEIGHT sets it from each picture's aspect
+    (for pictures of different shapes, such as an original beside its aligned face).
+    """
     figures = []
     for f in faces:
         caption = "<br>".join(esc(line) for line in f.caption)
         alt = f.caption[0] if f.caption else "face"
+        h, w = f.image.shape[:2]
+        shown = round(w * height / h) if height else width
         figures.append(
-            f"<figure class=face>{img_tag(f.image, alt, width=width, title=f.title)}"
+            f"<figure class=face>{img_tag(f.image, alt, width=shown, title=f.title)}"
             f"<figcaption>{caption}</figcaption></figure>"
         )
     if not figures:
