@@ -241,5 +241,62 @@ def corpus_cmd(curated_dirs: tuple[str, ...], validated: str, out_dir: str, para
     click.echo(f"corpus: {Path(out_dir) / 'manifest.json'} {json.dumps(rows)}")
 
 
+@main.command("drift")
+@click.option(
+    "--reference", help="The training corpus (`fer-data corpus` output), curated rows, or a saved profile (.npz)."
+)
+@click.option("--batch", "batch", help="Production batch: folder of images/videos (labels optional) or a Parquet file.")
+@click.option("--profile", "profile_of", help="Save the reference profile of this corpus to --out FILE instead.")
+@click.option(
+    "--out", "out", required=True, help="Report folder (drift.json, index.html); with --profile, the profile file."
+)
+@click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Model: .pt2 (torch.export) or TorchScript (default: drift.model).",
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml if present).",
+)
+def drift_cmd(
+    reference: str | None,
+    batch: str | None,
+    profile_of: str | None,
+    out: str,
+    model: str | None,
+    params_path: str | None,
+) -> None:
+    """Check a production batch against the training data; exit 1 when a drift check fails.
+
+    `fer-data drift --reference DIR --batch PATH --out DIR` writes DIR/drift.json (every check:
+    statistic, p-value or distance, threshold, verdict) and DIR/index.html (the report).
+    `fer-data drift --profile CORPUS --out FILE` saves the reference profile, so later checks
+    never re-read the corpus.
+    """
+    from fer_data.drift import run
+
+    raw, _ = load_params(params_path)
+    if profile_of:
+        if reference or batch:
+            raise click.UsageError("--profile saves a profile: it takes no --reference or --batch")
+    elif not (reference and batch):
+        raise click.UsageError("give --reference and --batch (or --profile CORPUS)")
+    try:
+        if profile_of:
+            click.echo(f"profile: {run.save_profile(profile_of, out, raw)}")
+            return
+        doc = run.check_batch(reference, batch, out, raw, model)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"drift: {doc['verdict']} ({', '.join(doc['failed_checks']) or 'every check passed'}); report {out}/index.html"
+    )
+    if not doc["passed"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

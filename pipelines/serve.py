@@ -110,12 +110,21 @@ def next_runs(s: Schedule, n: int = 3, start: dt.datetime | None = None) -> list
     return asyncio.run(sched.get_dates(n=n, start=start or dt.datetime.now(dt.UTC)))
 
 
+def _describe_one(s: Schedule, what: str) -> str:
+    when = ", ".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in next_runs(s)) if s.active else "paused"
+    return f"{s.name}\tcron {s.cron!r} {s.timezone}\t{what}\tnext: {when}"
+
+
 def describe(raw: Mapping[str, Any]) -> str:
     """A table of schedules and their next runs, for `fer-data serve --check`."""
     rows = []
     for s in schedules(raw):
-        when = ", ".join(d.strftime("%Y-%m-%d %H:%M %Z") for d in next_runs(s)) if s.active else "paused"
-        rows.append(f"{s.name}\tcron {s.cron!r} {s.timezone}\tsources: {', '.join(s.sources) or 'all'}\tnext: {when}")
+        rows.append(_describe_one(s, f"sources: {', '.join(s.sources) or 'all'}"))
+    if "drift" in raw:  # the drift flow's schedule (pipelines.drift_flow)
+        from fer_data.drift import config
+
+        d = config.parse(raw).schedule
+        rows.append(_describe_one(Schedule("drift", d.cron, d.timezone, active=d.active), f"inbox: {d.inbox}"))
     return "\n".join(rows) or "no schedules in params.yaml (add a `schedules:` block)"
 
 
@@ -164,9 +173,10 @@ def serve(params_path: str | Path, port: int = DEFAULT_PORT, limit: int = 1) -> 
     """Serve the scheduled deployments until interrupted (Ctrl-C pauses their schedules)."""
     from prefect import serve as prefect_serve
 
+    from pipelines import drift_flow
     from pipelines.runners import api_url
 
-    deps = deployments(params_path)
+    deps = deployments(params_path) + drift_flow.deployments(params_path)
     if not deps:
         raise ValueError("params.yaml has no `schedules:` entries to serve")
     # limit=1: runs of the pipeline write the same folders, so they queue instead of overlapping.

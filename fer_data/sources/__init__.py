@@ -21,6 +21,8 @@ REGISTRY: dict[str, str] = {
     "folder": "fer_data.sources.folder:ClassFolders",
     "tfeid": "fer_data.sources.tfeid:TFEID",
     "affwild2": "fer_data.sources.affwild2:AffWild2",
+    "inbox": "fer_data.sources.inbox:Inbox",
+    "inbox_parquet": "fer_data.sources.inbox:InboxParquet",
 }
 
 
