@@ -27,7 +27,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     # Prefect's HTTP client logs every API request at INFO; Great Expectations its plumbing.
-    for noisy in ("httpx", "httpcore", "great_expectations"):
+    for noisy in ("httpx", "httpcore", "great_expectations", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -193,6 +193,48 @@ def manifest_cmd(
     except manifest.NotValidated as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"manifest: {manifest.write(out_path, doc)} ({sum(s['rows'] for s in doc['sources'].values())} rows)")
+
+
+@main.command("corpus")
+@click.option(
+    "--curated",
+    "curated_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="`fer-data curate` output folders (default: the tables in --validated).",
+)
+@click.option(
+    "--validated",
+    default="data/validated/manifest.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Validated-dataset manifest read when no --curated is given: only validated tables are published.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml if present).",
+)
+def corpus_cmd(curated_dirs: tuple[str, ...], validated: str, out_dir: str, params_path: str | None) -> None:
+    """Merge curated tables into leak-free train/val/test shards (OUT/manifest.json, written last)."""
+    from fer_data import corpus
+
+    raw = params_mod.read_raw(params_mod.default_path(params_path))
+    roots = {k: (v or {}).get("root") for k, v in (raw.get("sources") or {}).items()}
+    try:
+        corpus.resolve(raw)  # the corpus block, before reading anything
+        if curated_dirs:
+            tables = [corpus.table_from_dir(d) for d in curated_dirs]
+            tables = [corpus.Table(t.name, t.path, roots.get(t.name)) for t in tables]
+        else:
+            tables = corpus.tables_from_validated(validated, raw)
+        manifest = corpus.build_corpus(tables, out_dir, raw)
+    except (ValueError, corpus.CorpusGateFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = {s: v["rows"] for s, v in manifest["splits"].items()}
+    click.echo(f"corpus: {Path(out_dir) / 'manifest.json'} {json.dumps(rows)}")
 
 
 if __name__ == "__main__":

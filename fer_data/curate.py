@@ -214,18 +214,23 @@ def publish(
     if classes is not None:
         write_class_counts(staging / CLASS_COUNTS, str(metrics.get("source", "")), totals, classes)
         names.append(CLASS_COUNTS)
+    swap_into_place(staging, out_dir, names)
+    shutil.rmtree(staging, ignore_errors=True)
+    return metrics
+
+
+def swap_into_place(staging: Path, out_dir: Path, names: Iterable[str]) -> None:
+    """Move each finished STAGING/NAME over OUT/NAME, in order (the old one kept until swapped, then removed)."""
     for name in names:
         target = out_dir / name
         if not (staging / name).exists() and target.exists():
             continue  # moved by an earlier attempt: a retried publish picks up where it stopped
-        trash = out_dir / f".old-{uuid.uuid4().hex[:8]}-{name}"
+        trash = out_dir / f".old-{uuid.uuid4().hex[:8]}-{name.replace('/', '_')}"
         if target.exists():
             os.replace(target, trash)
         os.replace(staging / name, target)
         if trash.exists():
             shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
-    shutil.rmtree(staging, ignore_errors=True)
-    return metrics
 
 
 MapShards = Callable[[list[dict[str, Any]], str], Iterable[dict]]

@@ -2,35 +2,22 @@
 
 Great Expectations' Data Docs load bootstrap, jQuery and Vega from CDNs, so without internet
 they are unstyled and their index table (built in JavaScript) may not render. This page is
-plain HTML with inline CSS and no external assets: per source, its counts, class proportions
-and every expectation with pass/fail and observed value, with links to the Data Docs pages.
+plain HTML built on the shared helpers (fer_data.reports.html: inline CSS, no external assets):
+per source, its counts, class proportions and every expectation with pass/fail and observed
+value, with links to the Data Docs pages.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fer_data.params import Params
+from fer_data.reports.html import esc as _e
+from fer_data.reports.html import page
 
 if TYPE_CHECKING:
     from fer_data.validate import Report, SourceResult, SuiteResult
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#1d2329;padding:0 16px}
-h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:15px;margin-bottom:4px}
-table{border-collapse:collapse;margin:8px 0 16px;width:100%}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.pass{color:#116329;font-weight:600}.fail{color:#b42318;font-weight:600}tr.failrow{background:#fff1f0}
-.badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff}.badge.pass{background:#1a7f37}.badge.fail{background:#cf222e}
-.bar{background:#4f7cac;height:12px;display:inline-block;vertical-align:middle}.muted{color:#57606a}code{font-size:12px}
-ul.failures li{margin:2px 0}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
 
 
 def _status(ok: bool) -> str:
@@ -124,10 +111,7 @@ def render(report: Report, params: Params, raw: Mapping[str, Any] | None = None)
         '(their styling and charts load from the internet). Machine-readable: <a href="summary.json">summary.json</a>.</p>'
     )
     body = intro + _overview(report) + _failures(report) + "".join(_source(s) for s in report.sources)
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>fer-data validation</title>"
-        f"<style>{CSS}</style></head><body><h1>fer-data validation {badge}</h1>{body}</body></html>\n"
-    )
+    return page("fer-data validation", body, heading=f"fer-data validation {badge}")
 
 
 def write(report: Report, params: Params, raw: Mapping[str, Any] | None = None) -> None:

@@ -102,6 +102,24 @@ def flow_validate(
     click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
 
 
+@flow_group.command("corpus")
+@click.option("--curated", "curated_dirs", multiple=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--validated", default="data/validated/manifest.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default="data/corpus", show_default=True, type=click.Path(file_okay=False))
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+def flow_corpus(curated_dirs: tuple[str, ...], validated: str, out_dir: str, params_path: str | None) -> None:
+    """Build the corpus with the `corpus` flow (see `fer-data corpus --help`)."""
+    from fer_data.corpus import CorpusGateFailed
+    from pipelines.corpus_flow import corpus_flow
+
+    params_path = _params_path(params_path)
+    try:
+        result = _run(lambda: corpus_flow(out_dir, list(curated_dirs) or None, validated, params_path))
+    except (ValueError, CorpusGateFailed) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({k: v["rows"] for k, v in result["splits"].items()}, sort_keys=True))
+
+
 @flow_group.command("pipeline")
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)

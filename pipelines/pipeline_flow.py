@@ -1,10 +1,11 @@
-"""The `fer-data-pipeline` flow: curate sources, validate them, write the manifest.
+"""The `fer-data-pipeline` flow: curate sources, validate them, write the manifest, build the corpus.
 
 This is what the scheduled deployments run (pipelines.serve): the same steps as the DVC
 pipeline, with the same output paths, as one Prefect flow run with a subflow per step.
 A source that fails to curate does not stop the others; validation then covers the sources
 that were curated, and the manifest is written only when every step succeeded, so the run
-fails as a whole and nothing downstream picks up unvalidated data.
+fails as a whole and nothing downstream picks up unvalidated data. The corpus (data/corpus)
+is built from the manifest's tables only, as the DVC `corpus` stage does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from prefect.cache_policies import NO_CACHE
 import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import manifest
 from fer_data import params as params_mod
+from pipelines.corpus_flow import DEFAULT_OUT as DEFAULT_CORPUS
+from pipelines.corpus_flow import corpus_flow
 from pipelines.curate_flow import run_curate
 from pipelines.runners import Orchestration, dask_cluster
 from pipelines.validate_flow import validate_flow
@@ -44,8 +47,10 @@ def pipeline_flow(
     curated_root: str = DEFAULT_CURATED,
     report_dir: str = DEFAULT_REPORT,
     manifest_path: str = DEFAULT_MANIFEST,
+    corpus_dir: str | None = DEFAULT_CORPUS,
 ) -> dict:
-    """Curate SOURCES (default: every source in params.yaml), validate, write the manifest."""
+    """Curate SOURCES (default: every source in params.yaml), validate, write the manifest, build the corpus
+    (CORPUS_DIR; None skips it)."""
     log = get_run_logger()
     raw = params_mod.read_raw(params_path)
     names = list(sources or (raw.get("sources") or {}).keys())
@@ -71,4 +76,6 @@ def pipeline_flow(
         )
     path = manifest_task(report_dir, [(n, str(Path(curated_root) / n)) for n in done], params_path, manifest_path)
     log.info("pipeline done: %d source(s) curated and validated; manifest %s", len(done), path)
+    if corpus_dir:
+        corpus_flow(out=corpus_dir, validated=path, params_path=params_path)
     return summary

@@ -14,6 +14,8 @@ import tempfile
 
 import pytest
 
+pytest_plugins = ("browser",)  # the `chromium` fixture for tests that render pages (tests/browser.py)
+
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="fer-data-test-prefect-")
 atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 from pipelines.env import apply_defaults  # noqa: E402  (standard library only)

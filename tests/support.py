@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from fer_data import params as params_mod
 
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
+#: ../shared/realdata beside the checkout; FER_DATA_REALDATA points elsewhere (a git worktree's parent differs).
+REALDATA = Path(os.environ.get("FER_DATA_REALDATA") or REPO.parent / "shared" / "realdata")
 
 needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is absent (licensed samples)")
 

@@ -87,3 +87,20 @@ def test_fast_tiff_png_path_gives_pil_grey_levels(tmp_path, fmt, mode):
     img.save(buf, fmt)
     data = buf.getvalue()
     assert np.abs(decode_grey(data).astype(int) - _pil_grey(data).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tiff", ".bmp"])
+def test_colour_comes_from_the_same_decode_and_grey_is_unchanged(tmp_path, suffix):
+    from fer_data.imageio import decode, read_image
+
+    grey = _gradient()
+    rgb = np.dstack([grey, 255 - grey, grey // 2])
+    Image.fromarray(rgb).save(tmp_path / f"c{suffix}")
+    Image.fromarray(grey).save(tmp_path / f"g{suffix}")
+    data = (tmp_path / f"c{suffix}").read_bytes()
+    out_grey, out_rgb = decode(data, colour=True)
+    assert np.array_equal(out_grey, decode_grey(data)) and decode(data)[1] is None
+    assert out_rgb.shape == (64, 64, 3) and out_rgb.dtype == np.uint8
+    assert np.abs(out_rgb.astype(int) - rgb).max() <= (40 if suffix == ".jpg" else 0)  # RGB order, not BGR
+    g, none, digest = read_image(tmp_path / f"g{suffix}", colour=True)
+    assert none is None and g.ndim == 2 and len(digest) == 64  # a grey file has no colour copy

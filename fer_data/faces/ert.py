@@ -17,8 +17,6 @@ numba caches the compiled kernel beside this module (~7 s to compile once, ~0.5 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +26,7 @@ import numba
 import numpy as np
 
 from fer_data.env import cache_dir
+from fer_data.faces.dlib_format import Reader, cached_arrays
 
 #: Bumped when the cached arrays' layout changes.
 CACHE_FORMAT = 1
@@ -54,42 +53,9 @@ class Model:
 
 
 # ---------------------------------------------------------------- dlib's file format
-class _Reader:
-    """dlib/serialize.h: ints as a size byte (0x80 = negative) + little-endian bytes; floats as
-    (mantissa, exponent) int pairs; std::vector as size + items; matrices as -rows, -cols + items."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self.pos = 0
-
-    def int(self) -> int:
-        h = self.data[self.pos]
-        n = h & 0x0F
-        v = int.from_bytes(self.data[self.pos + 1 : self.pos + 1 + n], "little")
-        self.pos += 1 + n
-        return -v if h & 0x80 else v
-
-    def floats(self, k: int) -> np.ndarray:
-        d, p, from_bytes = self.data, self.pos, int.from_bytes
-        pairs = np.empty((k, 2), np.int64)
-        for i in range(k):
-            for j in (0, 1):
-                h = d[p]
-                n = h & 15
-                v = from_bytes(d[p + 1 : p + 1 + n], "little")
-                p += 1 + n
-                pairs[i, j] = -v if h & 0x80 else v
-        self.pos = p
-        return np.ldexp(pairs[:, 0].astype(np.float64), pairs[:, 1]).astype(np.float32)
-
-    def matrix(self) -> np.ndarray:
-        rows, cols = abs(self.int()), abs(self.int())
-        return self.floats(rows * cols)
-
-
 def read_dlib(path: str | Path) -> Model:
     """Parse a dlib shape_predictor file (serialisation version 1) into flat arrays."""
-    r = _Reader(Path(path).read_bytes())
+    r = Reader(Path(path).read_bytes())  # dlib/serialize.h primitives, shared with the face encoder
     if r.int() != 1:
         raise ValueError(f"{path}: not a dlib shape_predictor (version 1) file")
     initial = r.matrix().reshape(-1, 2)
@@ -123,23 +89,13 @@ def read_dlib(path: str | Path) -> Model:
 
 def load(path: str | Path) -> Model:
     """The model of a dlib .dat file, from the .npz cache when it is there (else parsed and cached)."""
-    path = Path(path)
-    cached = cache_dir() / f"{path.stem}-{path.stat().st_size}-v{CACHE_FORMAT}.npz"
-    if cached.exists():
-        with np.load(cached) as z:
-            return Model(**{k: z[k] for k in Model.__dataclass_fields__})
-    model = read_dlib(path)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{k: getattr(model, k) for k in Model.__dataclass_fields__})
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; it is a cache anyone may read
-        os.replace(tmp, cached)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return model
+
+    def parse(p: Path) -> dict[str, np.ndarray]:
+        model = read_dlib(p)
+        return {k: getattr(model, k) for k in Model.__dataclass_fields__}
+
+    arrays = cached_arrays(path, CACHE_FORMAT, parse)
+    return Model(**{k: arrays[k] for k in Model.__dataclass_fields__})
 
 
 @lru_cache(maxsize=1)

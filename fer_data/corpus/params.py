@@ -1,0 +1,112 @@
+"""The `corpus:` block of params.yaml: its schema, defaults and validation (one owner, one model).
+
+Validated before any work: a misspelt key would silently keep its default, so unknown keys are
+refused (`extra="forbid"`), and every error is one line naming the key path
+(`corpus.splits.ratios: ...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fer_data.reports.corpus import ReportParams
+
+SPLITS = ("train", "val", "test")
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceParams(_Block):
+    """`corpus.sources.<name>`: how one curated source enters the corpus."""
+
+    include: bool = True
+    #: Multiplies the rows' sample_weight (1.0: as many votes as any other source).
+    weight: float = Field(1.0, gt=0)
+    #: corpus: split by the corpus's ratios; official: keep the dataset's own train/val/test.
+    split: Literal["corpus", "official"] = "corpus"
+
+
+class SplitParams(_Block):
+    ratios: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
+    seed: int = 0
+    #: A leak group whose official splits disagree: drop its rows on the evaluation side, or move them to train.
+    straddle: Literal["drop_eval", "move_to_train"] = "drop_eval"
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitParams:
+        if set(self.ratios) != set(SPLITS):
+            raise ValueError(f"needs exactly the keys {', '.join(SPLITS)}, got {', '.join(sorted(self.ratios))}")
+        if any(v < 0 for v in self.ratios.values()) or abs(sum(self.ratios.values()) - 1) > 1e-6:
+            raise ValueError(f"must be >= 0 and sum to 1, got {self.ratios}")
+        return self
+
+
+class DuplicateParams(_Block):
+    near: bool = True
+    #: Which row of a duplicate group is kept: the highest value of this quality column.
+    keep: Literal["face_size", "sharpness", "contrast", "det_score", "eye_distance"] = "face_size"
+    #: label_conflict rows (a duplicate group whose labels disagree): keep the best row, or drop the group.
+    label_conflicts: Literal["keep", "drop"] = "keep"
+    #: Lowest correlation of two 16 px thumbnails (or one and the other's mirror image) to be compared further.
+    candidate_correlation: float = Field(0.85, gt=0, le=1)
+    #: Largest Hamming distance of the 64-bit perceptual hashes (face or mirror image).
+    max_hash_distance: int = Field(16, ge=0, le=64)
+    #: Largest face-embedding distance, where both rows have one (same person: < 0.6; copies: < 0.36 measured).
+    max_embedding_distance: float = Field(0.4, gt=0)
+    #: Lowest block correlation after registering one face onto the other (copies >= 0.91, others <= 0.87 measured).
+    min_registered_correlation: float = Field(0.9, gt=-1, le=1)
+    #: The same for a pair whose labels differ: a label conflict needs the same image, not two moments of
+    #: a face (CK+: a neutral frame and a subtle expression of one person reach 0.95).
+    min_registered_correlation_labels_differ: float = Field(0.96, gt=-1, le=1)
+    #: Nearest neighbours searched per face (and per mirrored face).
+    neighbours: int = Field(8, ge=1, le=256)
+
+
+class IdentityParams(_Block):
+    #: Cluster probable identities from the curated `embedding` column; off: subject ids only.
+    cluster: bool = True
+    #: Average-linkage stopping distance (root mean squared embedding distance between two clusters).
+    max_distance: float = Field(0.5, gt=0)
+    neighbours: int = Field(16, ge=1, le=256)
+
+
+class ShardParams(_Block):
+    target_rows: int = Field(20000, ge=1)
+    target_mb: float = Field(128, gt=0)
+    row_group_rows: int = Field(2048, ge=1)
+
+
+class CorpusParams(_Block):
+    sources: dict[str, SourceParams] = {}
+    splits: SplitParams = SplitParams()
+    duplicates: DuplicateParams = DuplicateParams()
+    identities: IdentityParams = IdentityParams()
+    shards: ShardParams = ShardParams()
+    #: Inverse-frequency class weights per split as sample_weight (off: 1.0, times the source weight).
+    class_weights: bool = True
+    #: The steward report's sizes (fer_data.reports.corpus owns them).
+    report: ReportParams = ReportParams()
+
+    def source(self, name: str) -> SourceParams:
+        return self.sources.get(name) or SourceParams()
+
+
+def resolve(raw: Mapping[str, Any] | None) -> CorpusParams:
+    """The validated `corpus:` block of a params mapping; ValueError with a one-line message naming the key."""
+    block = (raw or {}).get("corpus") or {}
+    try:
+        return CorpusParams.model_validate(block)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(["corpus", *(str(p) for p in err["loc"])])
+        raise ValueError(f"{where}: {err['msg']}") from None
+
+
+def as_dict(p: CorpusParams) -> dict[str, Any]:
+    """The block as applied (defaults filled), for the manifest."""
+    return p.model_dump(mode="json")

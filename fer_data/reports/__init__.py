@@ -1,0 +1,1 @@
+"""Self-contained HTML reports for people: shared building blocks (`html`) and the pages built on them."""
