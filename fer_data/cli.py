@@ -72,13 +72,22 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--source", "source_names", multiple=True, help="Only these sources (default: all).")
-def demo(out_dir: str, source_names: tuple[str, ...]) -> None:
+@click.option(
+    "--decisions",
+    type=click.Path(dir_okay=False),
+    help="Also create this label-review decisions file, header only, when it does not exist (never overwritten).",
+)
+def demo(out_dir: str, source_names: tuple[str, ...], decisions: str | None) -> None:
     """Write sample raw trees (one folder per source, native layouts) into OUT_DIR."""
     from fer_data.demo import write_demo
 
     written = write_demo(out_dir, list(source_names) or None)
     for name, root in written.items():
         click.echo(f"{name}\t{root}")
+    if decisions:
+        from fer_data.corpus.decisions import write_empty
+
+        click.echo(f"decisions\t{decisions}{' (created)' if write_empty(decisions) else ''}")
 
 
 @main.command()
@@ -296,6 +305,31 @@ def drift_cmd(
     )
     if not doc["passed"]:
         sys.exit(1)
+
+
+@main.command("review")
+@click.option(
+    "--corpus", "corpus_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Corpus folder."
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Review output folder.")
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml).",
+)
+def review_cmd(corpus_dir: str, out_dir: str, params_path: str | None) -> None:
+    """Find likely mislabelled and ambiguous training faces: OUT/label_issues.parquet and the page OUT/index.html."""
+    from fer_data.review.build import review
+
+    raw, _ = load_params(params_path)  # every block, the review block included, before any work
+    try:
+        summary = review(corpus_dir, out_dir, raw)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    keys = ("rows", "flagged", "ambiguous", "suggested", "estimated_noise_rate")
+    click.echo(json.dumps({k: summary[k] for k in keys} | {"oof_accuracy": summary["oof"]["accuracy"]}))
+    click.echo(f"review page (opens offline): {Path(out_dir) / 'index.html'}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m train fit|evaluate|bench-loader`: the command line of the training hand-off (README.md, "Training")."""
+"""`python -m train fit|evaluate|oof|bench-loader`: the command line of the training hand-off (README.md, "Training")."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import tempfile
+from pathlib import Path
 
 from train import fit as fit_mod
 from train.bench import bench_loader
@@ -35,6 +36,22 @@ def _evaluate(args) -> int:
         with open(args.out, "w") as f:
             f.write(text + "\n")
     print(text)
+    return 0
+
+
+def _oof(args) -> int:
+    import yaml
+
+    from train.oof import oof_params, out_of_fold
+
+    raw = {}
+    if args.params and Path(args.params).exists():
+        raw = dict(((yaml.safe_load(Path(args.params).read_text()) or {}).get("review") or {}).get("oof") or {})
+    raw.update(
+        {k: v for k, v in (("folds", args.folds), ("model", args.model), ("epochs", args.epochs)) if v is not None}
+    )
+    summary = out_of_fold(args.corpus, args.out, oof_params(raw))  # validated before any work
+    print(json.dumps({k: summary[k] for k in ("model", "folds", "rows", "accuracy", "seconds")}))
     return 0
 
 
@@ -70,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     e.add_argument("--cache-dir", default=None)
     e.add_argument("--out", default=None, help="also write the scores (JSON) here")
+    o = sub.add_parser("oof", help="out-of-fold class probabilities of the train split (label review): OUT/oof.parquet")
+    o.add_argument("--corpus", required=True)
+    o.add_argument("--out", required=True)
+    o.add_argument("--params", default="params.yaml", help="its `review.oof:` block (defaults when absent)")
+    o.add_argument("--folds", type=int, default=None, help="overrides review.oof.folds")
+    o.add_argument("--model", default=None, help="overrides review.oof.model")
+    o.add_argument("--epochs", type=int, default=None, help="overrides review.oof.epochs")
     b = sub.add_parser("bench-loader", help="shuffled batches per second from a corpus (or generated shards)")
     b.add_argument("--corpus", default=None, help="default: generate --synthetic faces into a temporary corpus")
     b.add_argument("--synthetic", type=int, default=50_000)
@@ -82,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     try:
-        return {"fit": _fit, "evaluate": _evaluate, "bench-loader": _bench}[args.command](args)
+        return {"fit": _fit, "evaluate": _evaluate, "oof": _oof, "bench-loader": _bench}[args.command](args)
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

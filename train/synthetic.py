@@ -63,13 +63,15 @@ def write_corpus(
     sources: np.ndarray | None = None,
     subjects: np.ndarray | None = None,
     votes: np.ndarray | None = None,
+    columns: dict[str, list] | None = None,
     rows_per_shard: int = 4096,
     row_group_size: int = 1024,
 ) -> Path:
     """Write a corpus folder: one or more shards per split (in row order) and a manifest with checksums.
 
     images (N, H, W) uint8; labels (N,) indices into classes; splits (N,) of train/val/test;
-    votes (N, 8) over CANONICAL (NaN rows = none) for soft labels.
+    votes (N, 8) over CANONICAL (NaN rows = none) for soft labels; columns: more per-row values
+    ({name: N values}, e.g. leak_group or embedding), replacing a generated column of that name.
     """
     out = Path(out)
     n, h, w = images.shape
@@ -90,6 +92,10 @@ def write_corpus(
             path = out / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             table = _table(images, labels, rows, split, classes, sources, subjects, votes, weights)
+            for name, values in (columns or {}).items():
+                column = pa.array([values[i] for i in rows])
+                table = table.drop([name]) if name in table.column_names else table
+                table = table.append_column(name, column)
             pq.write_table(table, path, row_group_size=row_group_size)
             manifest_shards.append(
                 {

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from fer_data import __version__, output, schema
 from fer_data import params as params_mod
-from fer_data.corpus import dups, features, gate, identity, inputs, shards, splits
+from fer_data.corpus import decisions, dups, features, gate, identity, inputs, shards, splits
 from fer_data.corpus.groups import UnionFind, component_names
 from fer_data.corpus.params import SPLITS, CorpusParams, as_dict, resolve
 
@@ -73,6 +73,7 @@ def build_corpus(
     cp = resolve(raw)
     params = params_mod.resolve(raw)
     check_inputs(tables, cp)
+    decisions.check(raw)
     out = Path(out_dir)
     start = time.perf_counter()
     # The curated tables' publication rules (fer_data.output): one run at a time, leftovers of a
@@ -122,11 +123,12 @@ def _build(
     log.info("corpus: %d rows in, %d from included sources", len(meta), len(rows))
     decided, stats = decide(rows, emb_in, [t for t in tables if cp.source(t.name).include], cp, classes)
     frame = _all_rows(meta, included, decided)
+    frame, review = decisions.apply(frame, raw, classes)  # stewards' label-review decisions, before counting
     weights = class_weights(frame, classes)
     frame["sample_weight"] = _sample_weights(frame, weights, cp)
     entries = write_shards(tables, frame, staging, cp, params, classes)
     _write_groups(frame, staging / GROUPS)
-    manifest = _manifest(tables, frame, entries, weights, cp, params, classes)
+    manifest = _manifest(tables, frame, entries, weights, cp, params, classes) | {"review": review}
     metrics = _metrics(frame, weights, stats, classes)
     (staging / METRICS).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     result = gate.run(staging, manifest, staging / REPORT)
@@ -279,7 +281,8 @@ def write_shards(
         "leak_group": frame["leak_group"].to_numpy(dtype=object),
         "sample_weight": frame["sample_weight"].to_numpy(np.float32),
         "label_index": np.array([index.get(lab) for lab in frame["label"]], dtype=object),
-        "label_source": np.full(len(frame), "dataset", dtype=object),
+        "label": frame["label"].to_numpy(dtype=object),  # a steward's relabel (decisions) replaces the dataset's
+        "label_source": frame["label_source"].to_numpy(dtype=object),
     }
     plan = {}
     for ti in range(len(tables)):

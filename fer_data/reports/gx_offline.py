@@ -132,7 +132,7 @@ NPM_TIMEOUT_S = 300  # all packages together are ~19 MB of tarballs
 
 def cache_root() -> Path:
     """gx-assets/ in fer-data's cache (FER_DATA_CACHE, else the XDG cache): shared by every checkout."""
-    from fer_data.faces.ert import cache_dir
+    from fer_data.env import cache_dir
 
     return cache_dir() / "gx-assets"
 

@@ -1,0 +1,2 @@
+"""Label review (README.md, "Label review"): find likely mislabelled and ambiguous faces, show them to
+stewards, and feed their decisions back into the corpus."""

@@ -1,0 +1,255 @@
+"""Out-of-fold predictions: every training row scored by a model that never saw it, its duplicates or its person.
+
+Label review (fer_data.review) ranks rows by how far their given label is from what a model
+predicts; a model that trained on the row would just recall the (possibly wrong) label. So the
+train split is cut into K folds along the corpus's `leak_group` (duplicates, identities and
+subjects joined: a group never straddles folds), K models each train on K-1 folds, and each
+predicts the fold it left out. Memory: one memory-mapped image cache (train.data) and (rows x
+classes) probabilities; time: K trainings of the chosen model.
+
+Two models: the corpus's CNNs (train.models, with train.augment's augmentation) on the faces,
+or a multinomial logistic regression on the 128-d face descriptors (`embedding`) where the
+curated tables carry them: a stronger feature when there are too few faces for a CNN to learn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+
+from train import models
+from train.augment import affine, step_generator, to_input
+from train.data import Corpus, CorpusError, ShardStore
+from train.fit import pick_device
+from train.params import Augment, _one_of, _positive, build, rule
+
+log = logging.getLogger("train.oof")
+
+SPLIT = "train"
+EMBEDDING_MODEL = "embedding_logreg"
+PREDICT_BATCH = 512
+#: L2 penalty of the logistic regression on standardised descriptors: strong enough that a few hundred rows
+#: of 128 features do not separate perfectly (probabilities of 0 and 1 would make every row look certain).
+LOGREG_L2 = 1e-2
+LOGREG_ITERATIONS = 200
+OOF_FILE = "oof.parquet"
+SUMMARY_FILE = "oof.json"
+
+
+@dataclass(frozen=True)
+class OofParams:
+    """The out-of-fold training settings (params.yaml `review.oof`, documented there)."""
+
+    folds: int = rule(5, lambda v: v >= 2, "an integer >= 2")
+    model: str = _one_of("five_layer", "baseline", "resnet18", EMBEDDING_MODEL)
+    epochs: int = rule(10, _positive, "an integer > 0")
+    batch_size: int = rule(64, lambda v: v >= 2, "an integer >= 2")
+    lr: float = rule(0.05, _positive, "a number > 0")
+    momentum: float = rule(0.9, lambda v: 0 <= v < 1, "a number in [0, 1)")
+    weight_decay: float = rule(5e-4, lambda v: v >= 0, "a number >= 0")
+    augment: Augment = field(default_factory=Augment)
+    tta_flip: bool = True
+    seed: int = 0
+    device: str = _one_of("auto", "cpu", "cuda")
+    cache_dir: str | None = None
+
+
+def oof_params(raw: dict | None, where: str = "review.oof") -> OofParams:
+    """OofParams from a mapping; train.params.ParamsError (one line, naming WHERE.key) when a value is wrong."""
+    return build(OofParams, raw, where)
+
+
+def assign_folds(groups: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold (0..k-1) of every row: whole groups, each put where its first row's class is rarest so far.
+
+    Groups are placed largest first (ties in a seeded order), so folds end up with about equal
+    rows and class mixes. O(rows + groups x k).
+    """
+    uniq, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    sizes = np.bincount(inverse, minlength=len(uniq))
+    cls = labels[first]
+    n_classes = int(labels.max()) + 1 if len(labels) else 1
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    per_class = np.zeros((k, n_classes), np.int64)
+    rows = np.zeros(k, np.int64)
+    fold_of_group = np.empty(len(uniq), np.int64)
+    for g in order:
+        f = int(np.lexsort((rows, per_class[:, cls[g]]))[0])  # rarest class count first, then fewest rows
+        fold_of_group[g] = f
+        per_class[f, cls[g]] += sizes[g]
+        rows[f] += sizes[g]
+    return fold_of_group[inverse]
+
+
+def _shard_columns(corpus: Corpus, names: list[str]) -> dict[str, list]:
+    """Columns of the train shards in manifest order: the order ShardStore holds the rows in."""
+    out: dict[str, list] = {n: [] for n in names}
+    for shard in corpus.shards(SPLIT):
+        pf = pq.ParquetFile(corpus.root / shard["path"])
+        have = [n for n in names if n in pf.schema_arrow.names]
+        table = pf.read(columns=have)
+        for n in names:
+            out[n] += table.column(n).to_pylist() if n in have else [None] * table.num_rows
+    return out
+
+
+def _embeddings(values: list, sample_ids: np.ndarray) -> np.ndarray:
+    missing = [sid for sid, v in zip(sample_ids, values) if v is None]
+    if missing:
+        raise CorpusError(
+            f"{len(missing)} train rows have no face embedding (e.g. {missing[0]}): model {EMBEDDING_MODEL} needs the "
+            "curated `embedding` column (curate with faces.embeddings: true), or choose a CNN"
+        )
+    return np.asarray(values, np.float32).reshape(len(values), -1)
+
+
+# ---- the two kinds of model ---------------------------------------------------------------------
+
+
+def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
+    """A softmax regression on standardised features (full-batch L-BFGS); returns a predict function."""
+    torch.manual_seed(seed)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xt = torch.from_numpy((x - mean) / std)
+    yt = torch.from_numpy(y)
+    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=LOGREG_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(xt @ w + b, yt) + LOGREG_L2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w, b = w.detach(), b.detach()
+    return lambda xs: F.softmax(torch.from_numpy((xs - mean) / std) @ w + b, 1).numpy()
+
+
+def _fit_cnn(store: ShardStore, rows: np.ndarray, n_classes: int, p: OofParams, device: torch.device, seed: int):
+    """One of train.models on ROWS of the store (SGD, cosine learning rate, augmented batches)."""
+    torch.manual_seed(seed)
+    model = models.build(p.model, n_classes, store.shape[1]).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
+    batch = min(p.batch_size, len(rows))
+    per_epoch = max(1, len(rows) // batch)  # partial last batch dropped: batch norm needs >= 2 rows
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs * per_epoch)
+    rng = np.random.default_rng(seed)
+    model.train()
+    for epoch in range(p.epochs):
+        order = rng.permutation(rows)
+        for step in range(per_epoch):
+            idx = np.sort(order[step * batch : (step + 1) * batch])  # sorted: sequential reads from the memory map
+            images = torch.from_numpy(np.take(store.images, idx, axis=0)).to(device)
+            x = affine(to_input(images), p.augment, step_generator(device, seed, epoch, step))
+            loss = F.cross_entropy(model(x), torch.from_numpy(store.labels[idx]).to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+
+    @torch.no_grad()
+    def predict(idx: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(idx), PREDICT_BATCH):
+            part = idx[start : start + PREDICT_BATCH]
+            x = to_input(torch.from_numpy(np.take(store.images, part, axis=0)).to(device))
+            views = [x, x.flip(3)] if p.tta_flip else [x]
+            out.append((sum(F.softmax(model(v), 1) for v in views) / len(views)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+
+    return predict
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+def out_of_fold(corpus_dir: str | Path, out_dir: str | Path, p: OofParams) -> dict:
+    """Write OUT/oof.parquet (sample_id, leak_group, fold, label_index, probs) and OUT/oof.json; return the summary."""
+    start = time.perf_counter()
+    corpus = Corpus.open(corpus_dir)
+    classes = corpus.classes
+    store = ShardStore.open(corpus, SPLIT, p.cache_dir)
+    cols = _shard_columns(
+        corpus, ["sample_id", "source", "leak_group"] + (["embedding"] * (p.model == EMBEDDING_MODEL))
+    )
+    if list(cols["sample_id"]) != list(store.sample_ids):
+        raise CorpusError(f"{corpus.root}: shard rows changed while reading")
+    n = len(store)
+    if n < p.folds:
+        raise CorpusError(f"{corpus.root}: {n} train rows, fewer than review.oof.folds = {p.folds}")
+    groups = np.array([g if g is not None else s for g, s in zip(cols["leak_group"], cols["sample_id"])], object)
+    fold = assign_folds(groups, store.labels, p.folds, p.seed)
+    features = _embeddings(cols["embedding"], store.sample_ids) if p.model == EMBEDDING_MODEL else None
+    device = pick_device(p.device)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    probs = np.zeros((n, len(classes)), np.float32)
+    per_fold = []
+    for k in range(p.folds):
+        held, rest = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
+        t0 = time.perf_counter()
+        if features is not None:
+            predict = _fit_logreg(features[rest], store.labels[rest], len(classes), p.seed + k)
+            probs[held] = predict(features[held])
+        else:
+            probs[held] = _fit_cnn(store, rest, len(classes), p, device, p.seed + k)(held)
+        acc = float((probs[held].argmax(1) == store.labels[held]).mean()) if len(held) else 0.0
+        per_fold.append({"fold": k, "rows": int(len(held)), "accuracy": round(acc, 4),
+                         "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip
+        log.info("oof fold %d/%d: %d rows held out, accuracy %.3f", k + 1, p.folds, len(held), acc)
+    summary = {
+        "model": p.model,
+        "folds": p.folds,
+        "rows": n,
+        "classes": classes,
+        "accuracy": round(float((probs.argmax(1) == store.labels).mean()), 4),
+        "per_fold": per_fold,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    _write(Path(out_dir), store, cols, groups, fold, probs, summary)
+    return summary
+
+
+def _write(out: Path, store: ShardStore, cols: dict, groups, fold, probs: np.ndarray, summary: dict) -> None:
+    """Both files written beside their final names, then renamed (the summary last)."""
+    out.mkdir(parents=True, exist_ok=True)
+    k = probs.shape[1]
+    table = pa.table(
+        {
+            "sample_id": pa.array(store.sample_ids.tolist(), pa.string()),
+            "source": pa.array(cols["source"], pa.string()),
+            "leak_group": pa.array(groups.tolist(), pa.string()),
+            "fold": pa.array(fold.astype(np.int16)),
+            "label_index": pa.array(store.labels.astype(np.int16)),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.reshape(-1), pa.float32()), k),
+        }
+    )
+    tmp = out / f".{OOF_FILE}.{os.getpid()}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, out / OOF_FILE)
+    tmp = out / f".{SUMMARY_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, out / SUMMARY_FILE)
+
+
+def read_oof(out_dir: str | Path) -> tuple[pa.Table, np.ndarray]:
+    """OUT/oof.parquet's rows and their probabilities as a (rows, classes) float32 array."""
+    table = pq.read_table(Path(out_dir) / OOF_FILE)
+    column = table.column("probs").combine_chunks()
+    k = column.type.list_size
+    probs = column.values.to_numpy(zero_copy_only=False).reshape(-1, k) if len(column) else np.zeros((0, k))
+    return table.drop(["probs"]), probs.astype(np.float32)
