@@ -184,6 +184,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def document(model: type[BaseModel], where: str) -> list[str]:
+    """One line per key of a block: `where.key: default  (allowed) description`, from its schema."""
+    lines = []
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        default = "(required)" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        allowed = f"  [{extra['allowed']}]" if extra.get("allowed") else ""
+        lines.append(f"{where}.{name}: {default}{allowed}  {info.description or ''}".rstrip())
+    return lines
+
+
 def owners() -> dict[str, str]:
     return plugins.declared(plugins.PARAMS_BLOCKS) | BLOCK_OWNERS
 
