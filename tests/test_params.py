@@ -82,6 +82,11 @@ BAD_PARAMS = [
         "sources:\n  folder:\n    precropped: yes please\n",
         "sources.folder.precropped: must be true or false (got 'yes please')",
     ),
+    (
+        "sources:\n  folder:\n    class_map: {ekel: glee}\n",
+        "sources.folder.class_map.ekel: must be 'neutral', 'anger', 'contempt', 'disgust', 'fear', 'happiness', "
+        "'sadness', 'surprise' or 'not_an_emotion' (got 'glee')",
+    ),
     ("sources:\n  jaffe: [x]\n", "sources.jaffe: must be a mapping of keys (got ['x'])"),
     ("validation:\n  max_reject_rat: 0.1\n", "validation: unknown setting(s) max_reject_rat; known: "),
     (

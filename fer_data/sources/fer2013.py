@@ -47,7 +47,7 @@ import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.params import Bool, Str, param
+from fer_data.params import Bool, ClassName, Str, param
 from fer_data.sources.base import Reject, Sample, Source, SourceParams
 from fer_data.sources.fer2013_csv import PixelCsv, PixelRow
 from fer_data.sources.folder import ClassFolders, FolderParams
@@ -249,7 +249,9 @@ class FER2013Params(SourceParams):
         "auto: fer2013.csv, else icml_face_data.csv, else train+test",
     )
     images_subdir: Str = param("images", "a folder", "folders layout: train/ + test/ in the root, else below this")
-    class_map: dict[Str, Str] = param({}, "a mapping folder name -> canonical class", "folders layout: extra names")
+    class_map: dict[Str, ClassName] = param(
+        {}, "a mapping folder name -> canonical class", "folders layout: extra names"
+    )
 
 
 class FER2013(Source):
