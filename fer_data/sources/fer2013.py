@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
@@ -234,9 +235,7 @@ class FER2013Folders(ClassFolders):
     def items(self, key: str) -> Iterator[Sample | Reject]:
         origin = ORIGIN.match(PurePosixPath(key).name)
         for item in super().items(key):
-            if isinstance(item, Sample) and origin:
-                item.split_original = origin[1]
-            yield item
+            yield replace(item, split_original=origin[1]) if isinstance(item, Sample) and origin else item
 
 
 class FER2013Params(SourceParams):
