@@ -97,3 +97,10 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
     ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
     assert (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_a_command_whose_package_is_missing_fails_in_one_line(monkeypatch):
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {"report": "not_installed_pkg.cli:report"})
+    res = CliRunner().invoke(cli.main, ["report"])
+    assert res.exit_code == 1 and res.output.startswith("Error: `fer-data report` needs not_installed_pkg.cli:report")
+    assert CliRunner().invoke(cli.main, ["curate", "--help"]).exit_code == 0  # the library's own commands still work
