@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic import Strict as _Strict
 
 from fer_data import plugins
-from fer_data.labels import TargetSet, target_set
+from fer_data.labels import CANONICAL, NOT_AN_EMOTION, TargetSet, target_set
 
 log = logging.getLogger("fer_data.params")
 
@@ -43,6 +43,8 @@ Bool = StrictBool
 Int = StrictInt
 Str = StrictStr
 Float = Annotated[float, _Strict()]  # an int is accepted (YAML writes 4.0 as 4)
+#: What a `class_map` may map a folder name to: a canonical class, or not_an_emotion.
+ClassName = Literal[(*CANONICAL, NOT_AN_EMOTION)]
 
 
 def param(default: Any, allowed: str, description: str, **constraints: Any) -> Any:
@@ -185,6 +187,17 @@ DEFAULTS: dict[str, Any] = {
     "run": RunParams().model_dump(),
     "sources": {},
 }
+
+
+def document(model: type[BaseModel], where: str) -> list[str]:
+    """One line per key of a block: `where.key: default  (allowed) description`, from its schema."""
+    lines = []
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        default = "(required)" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        allowed = f"  [{extra['allowed']}]" if extra.get("allowed") else ""
+        lines.append(f"{where}.{name}: {default}{allowed}  {info.description or ''}".rstrip())
+    return lines
 
 
 def owners() -> dict[str, str]:

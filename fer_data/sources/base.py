@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from pydantic import create_model
 
+from fer_data.demo import DemoFaces
 from fer_data.params import Block, Str, param, validated
 from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
 from fer_data.sources.parsing import items_per_shard
@@ -100,7 +101,7 @@ class Source(ABC):
         return Reject(self.name, locator, reason, detail)
 
     @classmethod
-    def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:  # noqa: F821 (fer_data.demo)
+    def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:
         """Write a small raw tree in this source's native layout (see fer_data.demo)."""
         raise NotImplementedError(f"{cls.name} has no demo tree")
 
