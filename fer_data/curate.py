@@ -163,6 +163,7 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
     def labelled() -> Iterator[Sample | Reject]:
         for item in src.iter_shard(shard):
             stats.read += 1
+            item = src.boundary_reject(item) or item
             yield (label_reject(item, params) or item) if isinstance(item, Sample) else item
 
     with output.disk_errors(output.target_of(staging_dir)):

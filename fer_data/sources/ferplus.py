@@ -542,8 +542,12 @@ class FERPlusPng(_FERPlusReader):
                 yield self._png_sample(folder, image, entry)
 
     def _png_sample(self, folder: str, image: str, entry: LabelEntry) -> Sample | Reject:
-        path = self.label_files[folder].parent / image
-        locator = relative_locator(self.root, path) if image else entry.locator
+        locator, path = entry.locator, None
+        if image:
+            found = self.in_root(image, base=relative_locator(self.root, self.label_files[folder].parent))
+            if isinstance(found, str):
+                return self.reject(entry.locator, "outside_root", found)
+            locator, path = found
         try:
             votes = parse_votes(entry.votes)
         except BadVotes as exc:

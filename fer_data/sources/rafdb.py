@@ -154,7 +154,10 @@ class RAFDB(Source):
             label = labels.to_canonical(LABELS, entry.code)
         except labels.UnknownLabel as exc:
             return self.reject(locator, "unknown_label", f"{exc} at {where} (RAF-DB codes are 1-7)")
-        path = self.root / locator
+        found = self.in_root(locator)
+        if isinstance(found, str):
+            return self.reject(where, "outside_root", found)
+        locator, path = found
         if not path.is_file():
             return self.reject(locator, "missing_image", f"named by {where} but not found")
         split = entry.split_original

@@ -1,0 +1,109 @@
+"""The dataset root is a boundary; hostile label files and trees end as rejects, the rows around them curated."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from support import single_process
+
+from fer_data.curate import curate
+from fer_data.demo import DemoFaces
+from fer_data.sources import get
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """Pristine demo trees of the sources these tests plant into (copied per test)."""
+    root = tmp_path_factory.mktemp("demo")
+    faces = DemoFaces()
+    for name in ("affectnet", "rafdb", "ferplus", "folder"):
+        get(name).write_demo(root / name, faces)
+    return root
+
+
+def planted(demo: Path, tmp_path: Path, name: str) -> Path:
+    """A copy of NAME's demo tree inside TMP/data (so TMP/outside.* lies outside its root)."""
+    root = tmp_path / "data" / name
+    shutil.copytree(demo / name, root, symlinks=True)
+    shutil.copy(next((demo / "folder").rglob("*.png")), tmp_path / "outside.png")  # a real face, outside
+    return root
+
+
+def run(name: str, root: Path, out: Path, **source_params) -> tuple[set[str], dict[str, str]]:
+    """Curate; (curated locators, reject reason by locator). Raises if the run does not finish."""
+    curate(name, root, out, single_process(sources={name: source_params}))
+    curated = set(pq.read_table(out / "curated.parquet").column("locator").to_pylist())
+    rejects = {r["locator"]: r["reason"] for r in pq.read_table(out / "rejects.parquet").to_pylist()}
+    every = list(curated) + list(rejects)
+    assert not [loc for loc in every if ".." in loc.replace(":", "/").split("/") or loc.startswith("/")]
+    return curated, rejects
+
+
+def test_in_root_resolves_names_inside_and_refuses_the_rest(demo, tmp_path):
+    root = planted(demo, tmp_path, "rafdb")
+    src = get("rafdb")(root)
+    assert src.in_root("a/./b/../c.jpg", base="Image") == ("Image/a/c.jpg", root / "Image/a/c.jpg")
+    assert "climbs out" in src.in_root("../../outside.png")
+    assert "absolute path" in src.in_root("/etc/passwd") and "absolute path" in src.in_root("C:\\faces\\x.jpg")
+    (root / "link.png").symlink_to(tmp_path / "outside.png")
+    assert "symbolic link leads outside" in src.in_root("link.png")
+    (root / "inner.png").symlink_to(root / "Image")  # a link that stays inside is fine
+    assert src.in_root("inner.png")[0] == "inner.png"
+    assert get("rafdb")(root, {"follow_symlinks_outside_root": True}).in_root("link.png")[0] == "link.png"
+
+
+def test_affectnet_rows_naming_paths_outside_the_root_are_rejected(demo, tmp_path):
+    root = planted(demo, tmp_path, "affectnet")
+    before, _ = run("affectnet", root, tmp_path / "before")
+    lists = root / "Manually_Annotated_file_lists" / "training.csv"
+    good = lists.read_text().splitlines()[1]
+    rest = good.split(",", 1)[1]
+    hostile = ["../../../outside.png", "/etc/passwd", "1/../../../../outside.png"]
+    (root / "Manually_Annotated_Images" / "1" / "escape.jpg").symlink_to(tmp_path / "outside.png")
+    with lists.open("a") as fh:
+        for name in [*hostile, "1/escape.jpg"]:
+            fh.write(f"{name},{rest}\n")
+    curated, rejects = run("affectnet", root, tmp_path / "after")
+    assert curated == before  # every valid row around the hostile ones
+    n = len(lists.read_text().splitlines())
+    planted_rows = {f"Manually_Annotated_file_lists/training.csv:{i}" for i in range(n - 3, n + 1)}
+    assert {loc: rejects[loc] for loc in planted_rows} == dict.fromkeys(planted_rows, "outside_root")
+
+
+def test_rafdb_symlinked_image_leaving_the_root_is_rejected_unless_allowed(demo, tmp_path):
+    root = planted(demo, tmp_path, "rafdb")
+    before, _ = run("rafdb", root, tmp_path / "before")
+    victim = sorted((root / "Image" / "aligned").glob("*.jpg"))[0]
+    victim.unlink()
+    victim.symlink_to(tmp_path / "outside.png")
+    curated, rejects = run("rafdb", root, tmp_path / "after")
+    locator = victim.relative_to(root).as_posix()
+    assert list(rejects.values()).count("outside_root") == 1 and curated == before - {locator}
+    assert [loc for loc, why in rejects.items() if why == "outside_root"][0].startswith("EmoLabel/")  # the label line
+    allowed, _ = run("rafdb", root, tmp_path / "allowed", follow_symlinks_outside_root=True)
+    assert locator in allowed
+
+
+def test_ferplus_png_label_rows_naming_paths_outside_are_rejected(demo, tmp_path):
+    root = planted(demo, tmp_path, "ferplus")
+    before, _ = run("ferplus", root, tmp_path / "before", pixels="png")
+    label = root / "data" / "FER2013Train" / "label.csv"
+    rest = label.read_text().splitlines()[0].split(",", 1)[1]
+    ending = "" if label.read_bytes().endswith(b"\n") else "\n"
+    with label.open("a") as fh:
+        fh.write(f"{ending}../../../../outside.png,{rest}\n/etc/hostname,{rest}\n")
+    curated, rejects = run("ferplus", root, tmp_path / "after", pixels="png")
+    n = len(label.read_text().splitlines())
+    assert curated == before
+    assert [rejects[f"data/FER2013Train/label.csv:{i}"] for i in (n - 1, n)] == ["outside_root"] * 2
+
+
+def test_folder_tree_symlinks_leaving_the_root_are_rejected(demo, tmp_path):
+    root = planted(demo, tmp_path, "folder")
+    before, _ = run("folder", root, tmp_path / "before")
+    (root / "train" / "happy" / "S009_escape_0999.png").symlink_to(tmp_path / "outside.png")
+    curated, rejects = run("folder", root, tmp_path / "after")
+    assert rejects["train/happy/S009_escape_0999.png"] == "outside_root" and curated == before
