@@ -82,7 +82,7 @@ def test_rafdb_symlinked_image_leaving_the_root_is_rejected_unless_allowed(demo,
     curated, rejects = run("rafdb", root, tmp_path / "after")
     locator = victim.relative_to(root).as_posix()
     assert list(rejects.values()).count("outside_root") == 1 and curated == before - {locator}
-    assert [loc for loc, why in rejects.items() if why == "outside_root"][0].startswith("EmoLabel/")  # the label line
+    assert next(loc for loc, why in rejects.items() if why == "outside_root").startswith("EmoLabel/")  # the label line
     allowed, _ = run("rafdb", root, tmp_path / "allowed", follow_symlinks_outside_root=True)
     assert locator in allowed
 
