@@ -107,3 +107,77 @@ def test_folder_tree_symlinks_leaving_the_root_are_rejected(demo, tmp_path):
     (root / "train" / "happy" / "S009_escape_0999.png").symlink_to(tmp_path / "outside.png")
     curated, rejects = run("folder", root, tmp_path / "after")
     assert rejects["train/happy/S009_escape_0999.png"] == "outside_root" and curated == before
+
+
+# ---------------------------------------------------------------- label files naming one image twice
+
+
+def test_rafdb_duplicate_lines_are_curated_once_and_conflicts_not_at_all(demo, tmp_path):
+    root = planted(demo, tmp_path, "rafdb")
+    before, _ = run("rafdb", root, tmp_path / "before")
+    labels = root / "EmoLabel" / "list_patition_label.txt"
+    lines = labels.read_text().splitlines()
+    first, second = lines[0].split(), lines[1].split()
+    other = "7" if second[1] != "7" else "6"
+    labels.write_text("\n".join([*lines, " ".join(first), f"{second[0]} {other}"]) + "\n")
+    curated, rejects = run("rafdb", root, tmp_path / "after")
+    table = pq.read_table(tmp_path / "after" / "curated.parquet")
+    ids = table.column("sample_id").to_pylist()
+    assert len(ids) == len(set(ids))  # never curated twice
+    dup = f"Image/aligned/{first[0][:-4]}_aligned.jpg"
+    conflict = f"Image/aligned/{second[0][:-4]}_aligned.jpg"
+    assert dup in curated and rejects[f"{dup}#2"] == "duplicate_entry"
+    assert conflict not in curated and rejects[conflict] == rejects[f"{conflict}#2"] == "label_conflict"
+    assert curated == before - {conflict}
+
+
+def test_affectnet_rows_naming_one_file_twice(demo, tmp_path):
+    root = planted(demo, tmp_path, "affectnet")
+    lists = root / "Manually_Annotated_file_lists" / "training.csv"
+    rows = lists.read_text().splitlines()
+    with lists.open("a") as fh:
+        fh.write(rows[1] + "\n")
+    curated, rejects = run("affectnet", root, tmp_path / "after")
+    n = len(rows) + 1
+    assert rejects[f"Manually_Annotated_file_lists/training.csv:{n}"] == "duplicate_entry"
+    assert "Manually_Annotated_file_lists/training.csv:2" in curated
+
+
+# ---------------------------------------------------------------- not a face, not curated as one
+
+
+def test_blank_uniform_and_noise_crops_are_not_curated_as_faces(demo, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = planted(demo, tmp_path, "folder")
+    before, _ = run("folder", root, tmp_path / "before", precropped=True)
+    rng = np.random.default_rng(9)
+    bad = {
+        "S010_blank_0001.png": np.zeros((48, 48), np.uint8),
+        "S010_grey_0002.png": np.full((48, 48), 128, np.uint8),
+        "S010_noise_0003.png": rng.integers(0, 256, (48, 48)).astype(np.uint8),
+        "S010_noise_0004.jpg": rng.integers(0, 256, (96, 96)).astype(np.uint8),
+    }
+    for name, pixels in bad.items():
+        Image.fromarray(pixels).save(root / "train" / "happy" / name)
+    curated, rejects = run("folder", root, tmp_path / "after", precropped=True)
+    assert {rejects[f"train/happy/{name}"] for name in bad} == {"no_face_in_crop"}
+    assert curated == before
+
+
+def test_extensions_match_whatever_their_case(demo, tmp_path):
+    jaffe = tmp_path / "jaffe"
+    get("jaffe").write_demo(jaffe, DemoFaces())
+    before, _ = run("jaffe", jaffe, tmp_path / "before")
+    for path in sorted(jaffe.glob("KA.*"))[:3]:
+        path.rename(path.with_suffix(".TIFF"))
+    root = planted(demo, tmp_path, "folder")
+    folder_before, _ = run("folder", root, tmp_path / "folder-before")
+    moved = sorted((root / "train" / "happy").glob("*.png"))[0]
+    moved.rename(moved.with_suffix(".PNG"))
+    after, _ = run("jaffe", jaffe, tmp_path / "after")
+    assert len(after) == len(before) and sum(loc.endswith(".TIFF") for loc in after) == 3
+    folder_after, _ = run("folder", root, tmp_path / "folder-after")
+    assert moved.with_suffix(".PNG").relative_to(root).as_posix() in folder_after
+    assert len(folder_after) == len(folder_before)

@@ -28,7 +28,7 @@ LABELS = {
     "SU": labels.SURPRISE,
 }
 
-NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$")
+NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$", re.IGNORECASE)
 
 
 class JAFFEParams(SourceParams):
