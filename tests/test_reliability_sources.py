@@ -181,3 +181,61 @@ def test_extensions_match_whatever_their_case(demo, tmp_path):
     folder_after, _ = run("folder", root, tmp_path / "folder-after")
     assert moved.with_suffix(".PNG").relative_to(root).as_posix() in folder_after
     assert len(folder_after) == len(folder_before)
+
+
+# ---------------------------------------------------------------- label files with stray CRs or binary bytes
+
+
+def _nth_newline(data: bytes, n: int) -> int:
+    at = -1
+    for _ in range(n):
+        at = data.index(b"\n", at + 1)
+    return at
+
+
+MUTATIONS = {
+    "cr_in_header": lambda d: d.replace(b"\n", b"\r", 1),
+    "cr_between_rows": lambda d: d[: _nth_newline(d, 5)] + b"\r" + d[_nth_newline(d, 5) + 1 :],
+    "cr_inside_a_field": lambda d: d[: _nth_newline(d, 5) + 5] + b"\r" + d[_nth_newline(d, 5) + 5 :],
+    "crlf": lambda d: d.replace(b"\n", b"\r\n"),
+    "nul_bytes": lambda d: d[: len(d) // 2] + b"\x00\x00\xff\xfe" + d[len(d) // 2 :],
+    "binary_line": lambda d: d + bytes(range(256)) + b"\n",
+    "utf16": lambda d: d.decode("latin-1").encode("utf-16"),
+}
+#: Damage to a file's line structure: it must show as at least one new reject.
+STRUCTURAL = ("cr_in_header", "cr_between_rows", "binary_line", "utf16")
+LABEL_FILES = {
+    "fer2013": "fer2013.csv",
+    "rafdb": "EmoLabel/list_patition_label.txt",
+    "affectnet": "Manually_Annotated_file_lists/training.csv",
+    "ferplus": "fer2013new.csv",
+}
+
+
+@pytest.fixture(scope="module")
+def label_demo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("labels")
+    for name in LABEL_FILES:
+        get(name).write_demo(root / name, DemoFaces())
+    return root
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+@pytest.mark.parametrize("name", sorted(LABEL_FILES))
+def test_label_files_with_stray_crs_or_binary_bytes_give_rejects_not_crashes(label_demo, tmp_path, name, mutation):
+    root = tmp_path / name
+    shutil.copytree(label_demo / name, root)
+    path = root / LABEL_FILES[name]
+    path.write_bytes(MUTATIONS[mutation](path.read_bytes()))
+    src = get(name)(root)
+    whole = list(src)  # no exception reaches the run
+    sharded = [item for shard in src.shards(4, 4) for item in src.iter_shard(shard)]
+    # the shard plan and a plain read agree: no row is lost between shards
+    assert [(i.locator, type(i).__name__) for i in sharded] == [(i.locator, type(i).__name__) for i in whole]
+    assert whole and all(".." not in i.locator.split("/") for i in whole)
+    rejects = {(i.locator, i.reason) for i in whole if not hasattr(i, "label")}
+    clean = {(i.locator, i.reason) for i in get(name)(label_demo / name) if not hasattr(i, "label")}
+    if mutation == "crlf":  # Windows line ends are not damage
+        assert rejects == clean
+    elif mutation in STRUCTURAL:  # (a NUL or CR inside a field may land where it does no harm: a CR
+        assert rejects - clean, "the damage shows as a reject"  # beside a space in FER2013's pixels)

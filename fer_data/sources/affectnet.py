@@ -279,7 +279,10 @@ def read_header(path: Path) -> list[str] | str:
         first = fh.readline().decode("utf-8-sig", errors="replace").strip()
     if not first:
         return "empty file: expected a header line"
-    header = [c.strip() for c in next(csv.reader([first]))]
+    try:
+        header = [c.strip() for c in next(csv.reader([first]))]
+    except csv.Error as exc:  # a stray carriage return or NUL in the header line
+        return f"header is not a CSV line ({exc}): {first[:120]!r}"
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         return f"header lacks {', '.join(missing)} (found {first[:120]!r})"

@@ -157,7 +157,9 @@ class Source(ABC):
         """
         locator = item.locator.replace("\\", "/")
         if ".." in re.split(r"[/:]", locator) or locator.startswith("/"):
-            return self.reject(_safe_locator(locator), "outside_root", f"locator {locator[:80]!r} leaves the dataset root")
+            return self.reject(
+                _safe_locator(locator), "outside_root", f"locator {locator[:80]!r} leaves the dataset root"
+            )
         if isinstance(item, Sample) and item.path is not None:
             leak = self.symlink_leak(item.path)
             if leak:

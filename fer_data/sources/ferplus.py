@@ -234,7 +234,9 @@ def label_files(root: Path) -> dict[str, Path]:
 
 def png_folders(root: Path) -> list[str]:
     """The data/FER2013* folders holding a label.csv and at least one PNG (the png layout is there)."""
-    return [d for d, path in label_files(root).items() if any(p.suffix.lower() == ".png" for p in path.parent.iterdir())]
+    return [
+        d for d, path in label_files(root).items() if any(p.suffix.lower() == ".png" for p in path.parent.iterdir())
+    ]
 
 
 class _FERPlusReader(Source):

@@ -28,7 +28,9 @@ LABELS = {
     "SU": labels.SURPRISE,
 }
 
-NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$", re.IGNORECASE)
+NAME = re.compile(
+    r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$", re.IGNORECASE
+)
 
 
 class JAFFEParams(SourceParams):
