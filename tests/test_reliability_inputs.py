@@ -176,13 +176,12 @@ def test_hostile_files_among_real_jaffe_are_rejects_and_every_real_face_is_curat
 
 
 def test_hostile_files_among_demo_jaffe(tmp_path):
-    from fer_data.demo import DemoFaces
-    from fer_data.sources import get
-
     import pyarrow.parquet as pq
     from support import single_process
 
     from fer_data.curate import curate
+    from fer_data.demo import DemoFaces
+    from fer_data.sources import get
 
     tree = tmp_path / "jaffe"
     get("jaffe").write_demo(tree, DemoFaces())
