@@ -214,8 +214,13 @@ def main() -> None:
     for i in range(a.repeats):
         ours.append(_spawn("ours", a.kind, str(root), str(a.work / f"out-{a.kind}"), "--workers", str(a.workers)))
         naive.append(_spawn("naive", a.kind, str(root), "-", "--limit", str(a.naive_n or a.n)))
-    rate = lambda r: r["images"] / r["seconds"]  # noqa: E731
-    warm_rate = lambda r: r["images"] / r["warm_seconds"]  # noqa: E731
+
+    def rate(r: dict) -> float:
+        return r["images"] / r["seconds"]
+
+    def warm_rate(r: dict) -> float:
+        return r["images"] / r["warm_seconds"]
+
     o, nv = statistics.median(map(rate, ours)), statistics.median(map(rate, naive))
     ow = statistics.median(map(warm_rate, ours))
     result = {

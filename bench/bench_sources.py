@@ -161,7 +161,10 @@ def main() -> None:
         if not root.exists():
             make_affwild2(root, a.seconds, (w, h))
     runs = [_spawn(a.kind, str(root), str(a.work / f"out-{a.kind}"), str(a.stride)) for _ in range(a.repeats)]
-    med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
     if a.kind == "fer2013-csv":
         result = {
             "rows": runs[0]["rows"],

@@ -127,6 +127,31 @@ def schema_cmd(rejects: bool) -> None:
     click.echo(schema.describe(schema.REJECTS if rejects else schema.CURATED))
 
 
+@main.command("reasons")
+@click.option(
+    "--source", "source_name", type=click.Choice(sources.names()), help="Only what a run of this source gives."
+)
+def reasons_cmd(source_name: str | None) -> None:
+    """List the reject reasons: code, kind (data | policy | no_face) and meaning."""
+    for code, reason in sorted(sources.reasons(source_name).items()):
+        click.echo(f"{code:<26} {reason.kind.value:<8} {reason.meaning}")
+    click.echo("any other code: a data problem (counted in the reject rate)")
+
+
+@main.command("params")
+@click.option("--source", "source_names", multiple=True, type=click.Choice(sources.names()), help="Only these sources.")
+def params_cmd(source_names: tuple[str, ...]) -> None:
+    """Document every key of the curation blocks and of each source's block, from their schemas."""
+    blocks = [(params_mod.LabelsParams, "labels"), (params_mod.FaceParams, "faces")]
+    blocks += [(params_mod.AlignParams, "align"), (params_mod.RunParams, "run")]
+    if source_names:
+        blocks = []
+    for name in source_names or sources.names():
+        blocks.append((sources.get(name).params_model, f"sources.{name}"))
+    for model, where in blocks:
+        click.echo("\n".join(params_mod.document(model, where)))
+
+
 @main.command("validate")
 @click.argument("tables", nargs=-1, type=click.Path(exists=True, file_okay=False))
 @click.option(

@@ -11,8 +11,8 @@ import pyarrow as pa
 
 from fer_data import __version__
 
-#: Bumped with every change of columns (2: landmarks_provided added, nullable).
-SCHEMA_VERSION = "2"
+#: Bumped with every change of columns (2: landmarks_provided added, nullable; 3: outside_fraction, nullable).
+SCHEMA_VERSION = "3"
 
 
 def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
@@ -56,6 +56,11 @@ CURATED = pa.schema(
         _f("sharpness", pa.float32(), "variance of the Laplacian of the aligned face", False),
         _f("brightness", pa.float32(), "mean grey level of the aligned face, 0..255", False),
         _f("contrast", pa.float32(), "standard deviation of the aligned face's grey levels", False),
+        _f(
+            "outside_fraction",
+            pa.float32(),
+            "share of the aligned face's pixels that came from outside the original image (filled per align.border)",
+        ),
         _f("provided_landmarks_nme", pa.float32(), "mean distance of our landmarks to the dataset's, / eye distance"),
         _f("valence", pa.float32(), "valence annotation (AffectNet), -1..1"),
         _f("arousal", pa.float32(), "arousal annotation (AffectNet), -1..1"),

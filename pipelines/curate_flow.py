@@ -24,7 +24,6 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import curate as engine
 from fer_data import params as params_mod
 from fer_data import sources

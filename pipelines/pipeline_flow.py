@@ -14,7 +14,6 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import manifest
 from fer_data import params as params_mod
 from pipelines.curate_flow import run_curate

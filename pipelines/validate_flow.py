@@ -13,7 +13,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import params as params_mod
 from fer_data import validate as gxv
 

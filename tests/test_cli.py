@@ -1,4 +1,5 @@
 import json
+import re
 
 from click.testing import CliRunner
 from support import rows
@@ -43,3 +44,17 @@ def test_schema_is_documented():
     res = CliRunner().invoke(main, ["schema"])
     assert res.exit_code == 0 and "sample_id" in res.output and "row-major" in res.output
     assert "reason" in CliRunner().invoke(main, ["schema", "--rejects"]).output
+
+
+def test_reasons_and_params_are_listed_from_the_registry():
+    out = CliRunner().invoke(main, ["reasons", "--source", "ckplus"]).output
+    assert re.search(r"^between_neutral_and_peak +policy ", out, re.M) and re.search(r"^no_face +no_face ", out, re.M)
+    assert "unannotated" not in out  # Aff-Wild2's, not CK+'s
+    out = CliRunner().invoke(main, ["params", "--source", "jaffe"]).output.splitlines()
+    assert (
+        out[1]
+        == "sources.jaffe.expected_face_fraction: 0.5  [a number in (0, 1]]  face width / image side, for the detection scale"
+    )
+    assert any(
+        line.startswith("align.border: 'constant'") for line in CliRunner().invoke(main, ["params"]).output.splitlines()
+    )

@@ -116,7 +116,10 @@ def test_precropped_fallback_keeps_or_rejects_unfittable_crops():
 
 def test_label_filter_reasons():
     p = single_process()
-    mk = lambda label: Sample(source="t", locator="x", label_native="n", label=label)  # noqa: E731
+
+    def mk(label: str | None) -> Sample:
+        return Sample(source="t", locator="x", label_native="n", label=label)
+
     assert label_reject(mk(None), p).reason == "unlabelled"
     assert label_reject(mk("not_an_emotion"), p).reason == "not_an_emotion"
     assert label_reject(mk("contempt"), p).reason == "label_outside_target_set"

@@ -16,6 +16,7 @@ import pytest
 from support import image_of, realdata, single_process
 
 from fer_data.demo import DemoFaces
+from fer_data.faces import align
 from fer_data.faces import landmarks as lm
 from fer_data.faces.detect import detect_faces
 from fer_data.faces.process import process
@@ -200,3 +201,42 @@ def test_warped_pixels_put_the_eyes_where_the_transform_says(scale, angle):
         # warpAffine samples pixel centres at integer coordinates, as transform_points assumes
         found = np.array([(win * wx).sum(), (win * wy).sum()]) / win.sum()
         assert np.abs(found - target).max() < 0.2, (found, target)
+
+
+# --- borders: pixels from outside the frame ---------------------------------------------------
+
+
+def test_outside_fraction_is_the_share_of_output_mapped_from_outside():
+    assert align.outside_fraction(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (48, 48), 48) == 0.0
+    shifted = np.array([[1.0, 0, 24], [0, 1.0, 0]])  # output x = source x + 24: the left half has no source
+    assert align.outside_fraction(shifted, (48, 48), 48) == pytest.approx(0.5)
+    half = np.array([[0.5, 0, 12], [0, 0.5, 12]])  # the whole frame shrunk into the middle quarter
+    assert align.outside_fraction(half, (48, 48), 48) == pytest.approx(1 - (24 / 48) ** 2, abs=0.05)
+
+
+@pytest.mark.parametrize("border", ["edge", "reflect", "constant"])
+def test_border_fill_changes_only_the_outside_pixels(border):
+    grey = np.tile(np.arange(10, 58, dtype=np.uint8), (48, 1))  # a horizontal ramp: each column its own level
+    shifted = np.array([[1.0, 0, 8], [0, 1.0, 0]])  # output columns 0..7 come from outside the frame
+    out = align.warp(grey, shifted, 48, border)
+    assert np.array_equal(out[:, 8:], grey[:, :40])  # inside: the frame itself, whatever the fill
+    fill = out[:, :8]
+    expected = {
+        "edge": np.full((48, 8), 10),  # the first column repeated
+        "reflect": grey[:, 8:0:-1],  # mirrored about the first column (not repeating it)
+        "constant": np.full((48, 8), align.CONSTANT_FILL),
+    }[border]
+    assert np.array_equal(fill, expected)
+
+
+def test_curated_rows_record_outside_fraction_and_use_the_border_param():
+    """A tight crop aligned: part of the output comes from outside it; only that part depends on the border."""
+    faces = DemoFaces(0)
+    crop = cv2.resize(faces.face(3, 64)[6:58, 6:58], (48, 48))
+    sample = Sample("t", "crop.png", None, "happiness", pixels=crop, precropped=True)
+    rows = {b: process(sample, single_process(align={"border": b})) for b in ("edge", "constant")}
+    assert all(isinstance(r, dict) and r["aligned"] for r in rows.values())
+    assert rows["edge"]["outside_fraction"] == rows["constant"]["outside_fraction"] > 0
+    edge, constant = (image_of(rows[b]).astype(int) for b in ("edge", "constant"))
+    differ = (edge != constant).mean()
+    assert 0 < differ <= rows["edge"]["outside_fraction"] + 0.05

@@ -382,7 +382,10 @@ def test_long_videos_are_sharded_by_frame_range_without_changing_the_items(tmp_p
     assert all(sum(1 for _ in src.iter_shard(s)) <= 8 + 3 for s in shards)
     sharded = [i for s in shards for i in AffWild2(tmp_path, {"frame_stride": 2}).iter_shard(s)]
     whole = list(src)
-    key = lambda i: (i.locator, getattr(i, "reason", None))  # noqa: E731
+
+    def key(i: Sample | Reject) -> tuple[str, str | None]:
+        return i.locator, getattr(i, "reason", None)
+
     samples_sharded = [key(i) for i in sharded if isinstance(i, Sample)]
     assert samples_sharded == [key(i) for i in whole if isinstance(i, Sample)]
     assert len(samples_sharded) == 27 + 3  # long: 30 selected, 3 beyond the 60-frame video

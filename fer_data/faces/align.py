@@ -3,6 +3,13 @@
 Rotation, uniform scale and translation only (no shear), so the face keeps its proportions
 and expression geometry; the transform is also applied to the landmarks, which is what lets
 tests check the result on real faces.
+
+Aligning a tight crop (FER2013's 48x48 faces, RAF-DB's aligned crops) rotates and shifts
+pixels from outside the frame into the output. How they are filled is `align.border`:
+`edge` repeats the frame's last row or column (streaks), `reflect` mirrors the frame at its
+edge (texture continues, no streaks), `constant` paints them black (a clear mask, but a hard
+edge a model can learn from). The share of the output that came from outside is recorded
+per row as `outside_fraction`.
 """
 
 from __future__ import annotations
@@ -26,7 +33,23 @@ def transform_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ m[:, :2].T + m[:, 2]
 
 
-def warp(grey: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+#: OpenCV border mode of each `align.border` value. REFLECT_101 mirrors about the edge pixel
+#: (it is not repeated), so the fill has no doubled row at the frame's edge.
+BORDERS = {"edge": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
+#: The `constant` fill: black, as insightface's norm_crop pads.
+CONSTANT_FILL = 0
+
+
+def outside_fraction(m: np.ndarray, shape: tuple[int, ...], size: int) -> float:
+    """Share of the size x size output's pixels whose source lies outside the h x w frame (border fill)."""
+    h, w = shape[:2]
+    ys, xs = np.mgrid[0:size, 0:size]
+    src = transform_points(cv2.invertAffineTransform(m), np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64))
+    outside = (src[:, 0] < 0) | (src[:, 0] > w - 1) | (src[:, 1] < 0) | (src[:, 1] > h - 1)
+    return float(outside.mean())
+
+
+def warp(grey: np.ndarray, m: np.ndarray, size: int, border: str = "edge") -> np.ndarray:
     """Warp to size x size; pre-shrinks with area averaging when the scale is < 0.5 (no aliasing).
 
     Only the part of the image the output can sample is pre-shrunk: area averaging at a
@@ -43,13 +66,15 @@ def warp(grey: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
         back = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
         m = m @ back
         grey = small
-    return cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        grey, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=BORDERS[border], borderValue=CONSTANT_FILL
+    )
 
 
 def _crop_to_output(grey: np.ndarray, m: np.ndarray, size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """The source region the size x size output maps from (plus margin), and `m` re-based onto it.
 
-    Clipped at the frame's edges, so BORDER_REPLICATE still replicates the frame's own border.
+    Clipped at the frame's edges, so the border fill still starts at the frame's own edge.
     """
     corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float64)
     src = transform_points(cv2.invertAffineTransform(m), corners)

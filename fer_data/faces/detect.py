@@ -73,11 +73,19 @@ def _run_cnn(img: np.ndarray, upsample: int, threshold: float) -> list[tuple[tup
 BACKENDS: dict[str, Callable[[np.ndarray, int, float], list]] = {"hog": _run_hog, "cnn": _run_cnn}
 
 
+#: Scales this close to 1 are not worth a resize: HOG finds the same faces at +-15 % of the
+#: target size, and the resize costs more than the search it saves.
+SCALE_DEADBAND = (0.85, 1.15)
+#: The 2x retry of an image where nothing was found is skipped above this side (px): a frame that
+#: large is searched at 4x the pixels for faces that were expected to be big already.
+RETRY_MAX_SIDE = 2000
+
+
 def detection_scale(shape: tuple[int, int], expected_face_fraction: float, params: FaceParams) -> float:
     """Factor that brings the expected face to about target_face_px (1.0 when already close)."""
     expected_px = max(1.0, expected_face_fraction * min(shape[:2]))
     scale = min(params.target_face_px / expected_px, params.max_upscale)
-    return 1.0 if 0.85 <= scale <= 1.15 else scale
+    return 1.0 if SCALE_DEADBAND[0] <= scale <= SCALE_DEADBAND[1] else scale
 
 
 def detect_faces(grey: np.ndarray, expected_face_fraction: float, params: FaceParams) -> list[Detection]:
@@ -92,7 +100,7 @@ def detect_faces(grey: np.ndarray, expected_face_fraction: float, params: FacePa
         interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
         work = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=interp)
     found = backend(work, 0, threshold)
-    if not found and params.retry_upsampled and max(work.shape) <= 2000:
+    if not found and params.retry_upsampled and max(work.shape) <= RETRY_MAX_SIDE:
         found = backend(work, 1, threshold)
     dets = [Detection(_unscale(box, scale, grey.shape), score) for box, score in found]
     return sorted(dets, key=lambda d: (-d.area, d.box))

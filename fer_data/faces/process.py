@@ -12,7 +12,7 @@ from fer_data import __version__
 from fer_data.faces import align, landmarks, quality
 from fer_data.faces.detect import Detection, choose_face, detect_faces
 from fer_data.imageio import MAX_PIXELS, UnreadableImage, clean_detail, read_grey
-from fer_data.params import Params
+from fer_data.params import MIN_ALIGNED_SIZE, Params
 from fer_data.records import EXTRA_FIELDS, Reject, Sample, sha256_bytes
 
 
@@ -37,13 +37,18 @@ def load(sample: Sample, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]
     return grey, sample.raw_sha256 or digest
 
 
+#: A given face box narrower or shorter than this (px) holds no usable face: the landmark model
+#: cannot place 68 points in it (it is the aligned image's own minimum size too).
+MIN_FACE_BOX_PX = MIN_ALIGNED_SIZE
+
+
 def _face(sample: Sample, grey: np.ndarray, params: Params) -> tuple[Detection, int, str] | str:
     """(detection, number of faces, detector name), or a reject reason."""
     h, w = grey.shape
     if sample.face_box is not None:
         l, t, r, b = sample.face_box
         box = (max(0, int(l)), max(0, int(t)), min(w - 1, int(r)), min(h - 1, int(b)))
-        if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+        if box[2] - box[0] < MIN_FACE_BOX_PX or box[3] - box[1] < MIN_FACE_BOX_PX:
             return "bad_face_box"
         return Detection(box, None), 1, "given"
     if sample.precropped:
@@ -60,6 +65,9 @@ def _face(sample: Sample, grey: np.ndarray, params: Params) -> tuple[Detection, 
 #: Above this roll the predictor's fit drifts (it was trained on near-upright faces), so the
 #: landmarks are re-fitted on a copy turned upright and mapped back.
 REFIT_ROLL_DEG = 8.0
+#: The upright pass is for tilts the first fit still gets roughly right; beyond this roll its eye
+#: line is no guide to turning the image, and the landmark check rejects the fit (faces.max_roll_deg).
+REFIT_MAX_ROLL_DEG = 60.0
 
 
 @dataclass
@@ -103,7 +111,7 @@ def fit_landmarks(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, 
     redo = []
     for i, pts in enumerate(points):
         roll = quality.roll_degrees(pts)
-        if REFIT_ROLL_DEG < abs(roll) <= 60:
+        if REFIT_ROLL_DEG < abs(roll) <= REFIT_MAX_ROLL_DEG:
             l, r = landmarks.eye_centres(pts)
             redo.append((i, cv2.getRotationMatrix2D(tuple(((l + r) / 2).tolist()), roll, 1.0)))
     if not redo:
@@ -187,11 +195,11 @@ def _aligned_row(sample, grey, digest, det, n_faces, detector, points, params: P
     dst_l, dst_r = align.eye_targets(ap.size, ap.eye_left, ap.eye_right)
     src_l, src_r = landmarks.eye_centres(points)
     m = align.similarity(src_l, src_r, dst_l, dst_r)
-    face = align.warp(grey, m, ap.size)
+    face = align.warp(grey, m, ap.size, ap.border)
     large = None
     if ap.extra_size:
         ml = align.similarity(src_l, src_r, *align.eye_targets(ap.extra_size, ap.eye_left, ap.eye_right))
-        large = align.warp(grey, ml, ap.extra_size)
+        large = align.warp(grey, ml, ap.extra_size, ap.border)
     row = _base_row(sample, grey, digest, det, n_faces, detector, face, large, params)
     row.update(
         aligned=True,
@@ -201,6 +209,7 @@ def _aligned_row(sample, grey, digest, det, n_faces, detector, points, params: P
         roll_deg=quality.roll_degrees(points),
         yaw=quality.yaw_estimate(points),
         provided_landmarks_nme=_nme(points, sample.provided_landmarks),
+        outside_fraction=align.outside_fraction(m, grey.shape, ap.size),
     )
     return row
 
@@ -227,6 +236,7 @@ def _unaligned_row(sample, grey, digest, det, n_faces, detector, params: Params)
         roll_deg=None,
         yaw=None,
         provided_landmarks_nme=None,
+        outside_fraction=0.0,  # the crop is resized whole: every pixel is the frame's
     )
     return row
 

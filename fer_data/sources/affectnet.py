@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import math
 from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 from fer_data import labels
 from fer_data.demo import DemoFaces, placed_landmarks, write_image
 from fer_data.params import Str, param
+from fer_data.sources import parsing
 from fer_data.sources.base import Reject, Sample, Source, SourceParams, relative_locator
 
 LABELS = {
@@ -129,7 +129,7 @@ class AffectNet(Source):
             else:
                 found.append((locator, split, row_offsets(path)))
         total = sum(len(offsets) for _, _, offsets in found)
-        size = max(1, min(max_items, -(-total // max(1, min_shards))))
+        size = parsing.items_per_shard(total, max_items, min_shards)
         for locator, split, offsets in found:
             for i in range(0, len(offsets), size):
                 out.append(
@@ -301,14 +301,10 @@ def row_offsets(path: Path) -> array:
 
 
 def whole_number(rec: Mapping[str, str], column: str) -> int:
-    text = rec[column].strip()
     try:
-        value = float(text)
-    except ValueError:
-        raise BadField(f"{column} {text[:40]!r} is not a number") from None
-    if not math.isfinite(value) or value != int(value):
-        raise BadField(f"{column} {text[:40]!r} is not a whole number")
-    return int(value)
+        return parsing.whole_number(rec[column], column)
+    except ValueError as exc:
+        raise BadField(str(exc)) from None
 
 
 def affect(rec: Mapping[str, str], column: str) -> float | None:
@@ -327,13 +323,7 @@ def affect(rec: Mapping[str, str], column: str) -> float | None:
 
 def parse_landmarks(field: str) -> np.ndarray:
     """(68, 2) points from the `;`-separated facial_landmarks field."""
-    parts = [p for p in field.strip().strip(";").split(";")]
-    if len(parts) != 136:
-        raise BadField(f"facial_landmarks holds {len(parts)} values, expected 136")
     try:
-        points = np.array([float(p) for p in parts], dtype=np.float64).reshape(68, 2)
-    except ValueError:
-        raise BadField("facial_landmarks holds something that is not a number") from None
-    if not np.isfinite(points).all():
-        raise BadField("facial_landmarks holds non-finite values")
-    return points
+        return parsing.landmarks68(field.strip().strip(";").split(";"), "facial_landmarks")
+    except ValueError as exc:
+        raise BadField(str(exc)) from None

@@ -63,6 +63,7 @@ from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.params import Float, Int, Str, param
 from fer_data.records import Kind, Reason
+from fer_data.sources import parsing
 from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
 
 #: Aff-Wild2 / ABAW expression class names as written on the annotation files' first line.
@@ -402,7 +403,7 @@ class AffWild2(KeyedSource):
             videos.append((rel, ann.frames if has_frames else None, frames))
         if not videos:
             return [{"keys": []}]
-        target = max(1, min(max_items, math.ceil(sum(max(1, len(f)) for *_, f in videos) / max(1, min_shards))))
+        target = parsing.items_per_shard(sum(max(1, len(f)) for *_, f in videos), max_items, min_shards)
         pieces = [p for rel, lines, frames in videos for p in _cut(rel, lines, frames, target)]
         return _pack(pieces, target)
 

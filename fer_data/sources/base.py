@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 
 from pydantic import create_model
 
+from fer_data.demo import DemoFaces
 from fer_data.params import Block, Bool, Str, param, validated
 from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
+from fer_data.sources.parsing import items_per_shard
 
 #: Re-exported: sources and their tests import the records from here.
 __all__ = [
@@ -167,7 +169,7 @@ class Source(ABC):
         return None
 
     @classmethod
-    def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:  # noqa: F821 (fer_data.demo)
+    def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:
         """Write a small raw tree in this source's native layout (see fer_data.demo)."""
         raise NotImplementedError(f"{cls.name} has no demo tree")
 
@@ -200,7 +202,7 @@ class KeyedSource(Source):
         keys = list(self.keys())
         if not keys:
             return [{"keys": []}]
-        size = max(1, min(max_items, -(-len(keys) // max(1, min_shards))))
+        size = items_per_shard(len(keys), max_items, min_shards)
         return [{"keys": keys[i : i + size]} for i in range(0, len(keys), size)]
 
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:

@@ -37,7 +37,6 @@ is kept without provided landmarks and a warning is logged (they only feed the
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from fer_data.demo import DemoFaces, placed_landmarks, write_image
 from fer_data.imageio import is_image_file
 from fer_data.params import Bool, Float, Str, param
 from fer_data.records import Kind, Reason
+from fer_data.sources import parsing
 from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams, relative_locator
 
 LABELS = {
@@ -102,27 +102,15 @@ def parse_emotion(text: str) -> int:
     tokens = text.split()
     if len(tokens) != 1:
         raise ValueError(f"expected one number, found {len(tokens)} tokens: {text.strip()[:60]!r}")
-    try:
-        value = float(tokens[0])
-    except ValueError:
-        raise ValueError(f"{tokens[0][:40]!r} is not a number") from None
-    if not math.isfinite(value) or value != int(value):
-        raise ValueError(f"{tokens[0]!r} is not a whole-number emotion code")
-    return int(value)
+    return parsing.whole_number(tokens[0], "emotion code")
 
 
 def parse_landmarks(text: str) -> np.ndarray:
     """(68, 2) points from a landmark file's text (raises ValueError when it is not 68 x/y pairs)."""
     rows = [line.split() for line in text.splitlines() if line.strip()]
-    if len(rows) != 68 or any(len(r) != 2 for r in rows):
+    if len(rows) != parsing.N_LANDMARKS:
         raise ValueError(f"expected 68 lines of 'x y', found {len(rows)} non-empty lines")
-    try:
-        points = np.array(rows, dtype=np.float64)
-    except ValueError:
-        raise ValueError("a landmark line holds something that is not a number") from None
-    if not np.isfinite(points).all():
-        raise ValueError("landmark coordinates are not finite")
-    return points
+    return parsing.landmarks68(rows, "the landmark file")
 
 
 class CKPlusParams(SourceParams):

@@ -49,8 +49,9 @@ from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.params import Bool, Str, param
 from fer_data.sources.base import Reject, Sample, Source, SourceParams
-from fer_data.sources.fer2013_csv import PixelCsv, PixelRow, records_per_shard
+from fer_data.sources.fer2013_csv import PixelCsv, PixelRow
 from fer_data.sources.folder import ClassFolders, FolderParams
+from fer_data.sources.parsing import items_per_shard
 
 LABELS = {
     0: labels.ANGER,
@@ -130,7 +131,7 @@ class FER2013Csv(Source):
         """Byte ranges cut at line starts (one planning pass over each file)."""
         usable = [f for f in self.files if self.csvs[f].usable]
         index = {f: self.csvs[f].record_index() for f in usable}
-        size = records_per_shard(sum(len(i) for i in index.values()), max_items, min_shards)
+        size = items_per_shard(sum(len(i) for i in index.values()), max_items, min_shards)
         plan: list[dict[str, Any]] = []
         for f in self.files:
             if f not in index or not len(index[f]):

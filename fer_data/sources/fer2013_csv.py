@@ -189,11 +189,6 @@ def _blank_lines(path: Path, offsets: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=bool)
 
 
-def records_per_shard(total: int, max_items: int, min_shards: int) -> int:
-    """Records per shard: at most `max_items`, and small enough to give `min_shards` pieces."""
-    return max(1, min(max_items, -(-total // max(1, min_shards))))
-
-
 # --- pixels ------------------------------------------------------------------------------
 
 

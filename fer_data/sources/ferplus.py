@@ -69,9 +69,9 @@ from fer_data.sources.fer2013_csv import (
     iter_lines,
     read_header,
     record_starts,
-    records_per_shard,
     split_fields,
 )
+from fer_data.sources.parsing import items_per_shard
 
 #: FER+ vote columns, in the order they appear in fer2013new.csv / label.csv.
 VOTE_COLUMNS = (
@@ -373,7 +373,7 @@ class FERPlusCsv(_FERPlusReader):
         n = max(len(pix), len(votes))
         if n == 0:
             return [self._whole()]
-        size = records_per_shard(n, max_items, min_shards)
+        size = items_per_shard(n, max_items, min_shards)
         plan = []
         for k in range(0, n, size):
             (start, line), (vstart, vline) = pix.position(k), votes.position(k)
@@ -521,7 +521,7 @@ class FERPlusPng(_FERPlusReader):
         span the end of one file and the start of the next."""
         # Every label.csv, also one whose folder has no PNG: its rows are missing_image rejects, not skipped.
         index = {d: record_starts(path, 0, 1) for d, path in self.label_files.items()}
-        size = records_per_shard(sum(map(len, index.values())), max_items, min_shards)
+        size = items_per_shard(sum(map(len, index.values())), max_items, min_shards)
         plan: list[dict[str, Any]] = []
         room = 0  # rows the last shard can still take
         for folder, records in index.items():

@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Literal
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.params import Float, Str, param
+from fer_data.sources import parsing
 from fer_data.sources.base import Reject, Sample, Source, SourceParams
 
 LABELS = {
@@ -98,7 +99,7 @@ class RAFDB(Source):
             return [{"start": 1, "stop": None}]
         with open(self.label_path, "rb") as fh:
             n = sum(1 for _ in fh)
-        size = max(1, min(max_items, -(-n // max(1, min_shards))))
+        size = parsing.items_per_shard(n, max_items, min_shards)
         return [{"start": s, "stop": s + size} for s in range(1, max(n, 1) + 1, size)]
 
     def __iter__(self) -> Iterator[Sample | Reject]:
