@@ -12,6 +12,7 @@ from support import single_process
 from fer_data.curate import curate
 from fer_data.demo import DemoFaces
 from fer_data.sources import get
+from fer_data.sources.base import Reject, Sample
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +240,27 @@ def test_label_files_with_stray_crs_or_binary_bytes_give_rejects_not_crashes(lab
         assert rejects == clean
     elif mutation in STRUCTURAL:  # (a NUL or CR inside a field may land where it does no harm: a CR
         assert rejects - clean, "the damage shows as a reject"  # beside a space in FER2013's pixels)
+
+
+# ---------------------------------------------------------------- Aff-Wild2 videos that must not be opened
+
+
+def test_affwild2_fifo_and_escaping_videos_are_rejected_without_opening(tmp_path):
+    import os
+
+    from test_source_affwild2 import annotate, level_video
+
+    from fer_data.sources.affwild2 import AffWild2
+
+    root = tmp_path / "aw"
+    (root / "videos").mkdir(parents=True)
+    os.mkfifo(root / "videos" / "pipe.mp4")  # OpenCV would wait forever for a writer
+    level_video(tmp_path / "outside.avi", 10)
+    (root / "videos" / "away.avi").symlink_to(tmp_path / "outside.avi")
+    level_video(root / "videos" / "fine.avi", 10)
+    for name in ("pipe", "away", "fine"):
+        annotate(root, name, [0] * 10)
+    items = list(AffWild2(root, {"frame_stride": 5}))
+    reasons = {i.locator.split("/")[-1]: i.reason for i in items if isinstance(i, Reject)}
+    assert reasons == {"pipe.txt": "not_a_regular_file", "away.txt": "outside_root"}
+    assert sum(isinstance(i, Sample) for i in items) == 2  # fine.avi's frames 1 and 6
