@@ -28,7 +28,7 @@ import shutil
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -160,18 +160,26 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
     curated = _PartWriter(staging_dir / CURATED / part_name(index), schema.CURATED, params.run.chunk_size)
     rejects = _PartWriter(staging_dir / REJECTS / part_name(index), schema.REJECTS, params.run.chunk_size)
 
+    files: deque = deque()  # per input in order, the file it reads (process_stream answers 1:1, in order)
+    entries: list[list] = []  # [file, label, row, locator] of each curated row read from a file
+
     def labelled() -> Iterator[Sample | Reject]:
         for item in src.iter_shard(shard):
             stats.read += 1
+            item = src.boundary_reject(item) or item
+            files.append(entry_file(src.root, item) if isinstance(item, Sample) else None)
             yield (label_reject(item, params) or item) if isinstance(item, Sample) else item
 
     with output.disk_errors(output.target_of(staging_dir)):
         try:
             for item in process_stream(labelled(), params):
+                file = files.popleft()
                 if isinstance(item, Reject):
                     stats.rejected[item.reason] += 1
                     rejects.append(_reject_row(item))
                     continue
+                if file is not None:
+                    entries.append([file, item["label"], stats.curated, item["locator"]])
                 stats.curated += 1
                 stats.unaligned += not item["aligned"]
                 stats.labels[item["label"] or "unlabelled"] += 1
@@ -180,7 +188,74 @@ def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, A
             curated.close()
             rejects.close()
     stats.seconds = time.perf_counter() - start
-    return stats.to_dict() | {"seconds": stats.seconds, "worker_peak_rss_mb": _peak_rss_mb()}
+    extra = {"seconds": stats.seconds, "worker_peak_rss_mb": _peak_rss_mb(), "index": index, "entries": entries}
+    return stats.to_dict() | extra
+
+
+def entry_file(root: Path, sample: Sample) -> str | None:
+    """The file a sample reads, root-relative (None for decoded pixels: CSV rows, video frames)."""
+    return None if sample.path is None else os.path.relpath(os.path.realpath(sample.path), os.path.realpath(root))
+
+
+def duplicate_entries(results: Iterable[Mapping[str, Any]]) -> dict[int, dict[int, tuple[str, str, int]]]:
+    """Curated rows to turn into rejects: {part: {row: (reason, detail, locator)}}.
+
+    A label file that names one image twice must not curate it twice (the same face in two
+    splits leaks, and the table would hold one sample_id twice). With the same label the first
+    entry (in shard order: the same on any machine) stays and the others are `duplicate_entry`;
+    with different labels none can be trusted and all are `label_conflict`.
+    """
+    seen: dict[str, list[tuple[int, int, str | None, str]]] = {}
+    for result in sorted(results, key=lambda r: r["index"]):
+        for file, label, row, locator in result.get("entries") or ():
+            seen.setdefault(file, []).append((result["index"], row, label, locator))
+    drop: dict[int, dict[int, tuple[str, str, str]]] = {}
+    for file, places in seen.items():
+        if len(places) < 2:
+            continue
+        labels_ = sorted({str(label) for _, _, label, _ in places})
+        conflict = len(labels_) > 1
+        used: set[str] = set()
+        for n, (part, row, _, locator) in enumerate(places):
+            # One image named twice may keep one locator (RAF-DB's is the image): number the repeats.
+            shown = locator if locator not in used else f"{locator}#{n + 1}"
+            used.add(shown)
+            if conflict:
+                why = ("label_conflict", f"{file} is named {len(places)} times with labels {', '.join(labels_)}")
+            elif n:
+                why = ("duplicate_entry", f"{file} is named again (entry {n + 1} of {len(places)}); the first is kept")
+            else:
+                continue
+            drop.setdefault(part, {})[row] = (*why, shown)
+    return drop
+
+
+def reject_duplicates(staging: Path, drop: Mapping[int, Mapping[int, tuple[str, str, str]]], totals: Stats) -> None:
+    """Move the rows DROP names from their curated part into the rejects part (parts rewritten in place)."""
+    for part, rows in sorted(drop.items()):
+        curated_path, rejects_path = staging / CURATED / part_name(part), staging / REJECTS / part_name(part)
+        table = pq.read_table(curated_path)
+        gone = (
+            table.take(pa.array(sorted(rows), pa.int64())).select(["source", "locator", "label", "aligned"]).to_pylist()
+        )
+        keep = [i for i in range(table.num_rows) if i not in rows]
+        new = []
+        for (_, (reason, detail, locator)), row in zip(sorted(rows.items()), gone):
+            new.append({"source": row["source"], "locator": locator, "reason": reason, "detail": detail})
+            totals.curated -= 1
+            totals.unaligned -= not row["aligned"]
+            totals.labels[row["label"] or "unlabelled"] -= 1
+            totals.rejected[reason] += 1
+        totals.labels = +totals.labels  # drop zero counts
+        old_rejects = pq.read_table(rejects_path)
+        _rewrite(curated_path, table.take(pa.array(keep, pa.int64())))
+        _rewrite(rejects_path, pa.concat_tables([old_rejects, pa.Table.from_pylist(new, schema=old_rejects.schema)]))
+
+
+def _rewrite(path: Path, table: pa.Table) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
 
 
 def _peak_rss_mb() -> float:
@@ -278,7 +353,9 @@ def _curate_locked(source_name, root, out: Path, params: Params, map_shards, pla
         runner = map_shards or (lambda shards, stg: _pool_map(source_name, str(root), params, shards, stg))
         totals = Stats()
         peak_rss = 0.0
+        results = []
         for done, result in enumerate(runner(shard_list, str(staging)), 1):
+            results.append({"index": result.get("index", done - 1), "entries": result.get("entries")})
             totals.add(Stats.from_dict(result))
             peak_rss = max(peak_rss, result.get("worker_peak_rss_mb", 0.0))
             log.info(
@@ -289,6 +366,8 @@ def _curate_locked(source_name, root, out: Path, params: Params, map_shards, pla
                 totals.read,
                 totals.curated,
             )
+        with output.disk_errors(out):
+            reject_duplicates(staging, duplicate_entries(results), totals)
         wall = time.perf_counter() - start
         extra = {
             "source": source_name,

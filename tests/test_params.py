@@ -64,7 +64,10 @@ BAD_PARAMS = [
     ("faces:\n  retry_upsampled: 1\n", "faces.retry_upsampled: must be true or false (got 1)"),
     ("labelz:\n  target_set: all8\n", "labelz: unknown block; known: "),
     ("sources:\n  jaffee:\n    root: x\n", "sources.jaffee: unknown source; known: affectnet, affwild2, ckplus, "),
-    ("sources:\n  jaffe:\n    rot: x\n", "sources.jaffe.rot: unknown key; known: root, expected_face_fraction"),
+    (
+        "sources:\n  jaffe:\n    rot: x\n",
+        "sources.jaffe.rot: unknown key; known: root, follow_symlinks_outside_root, expected_face_fraction",
+    ),
     (
         "sources:\n  ckplus:\n    peak_frames: -1\n",
         "sources.ckplus.peak_frames: must be a number >= 0 (< 1: a fraction, >= 1: a count) (got -1)",

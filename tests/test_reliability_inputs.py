@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +118,75 @@ def test_uppercase_extensions_are_images(tmp_path):
         assert is_image_file(tmp_path / name)
     (tmp_path / "._x.jpg").write_bytes(b"resource fork")
     assert not is_image_file(tmp_path / "._x.jpg")
+
+
+# ---------------------------------------------------------------- end to end, on real data and on demo data
+
+
+def _plant_hostile_files(root: Path, outside: Path, good: Path) -> dict[str, str]:
+    """Hostile files under JAFFE-valid names in ROOT; returns {locator: expected reason}."""
+    (root / "KA.HA4.900.tiff").write_bytes(tiff_bomb())
+    os.mkfifo(root / "KA.SA4.901.tiff")
+    (root / "KA.SU4.902.tiff").write_bytes(bytes(range(256)) * 8)
+    outside.write_bytes(good.read_bytes())
+    (root / "KA.NE4.903.tiff").symlink_to(outside)
+    (root / "KA.DI4.904.tiff").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    (root / "KA.FE4.905.tiff").symlink_to("/dev/zero")
+    return {
+        "KA.HA4.900.tiff": "image_too_large",
+        "KA.SA4.901.tiff": "not_a_regular_file",
+        "KA.SU4.902.tiff": "unreadable_image",
+        "KA.NE4.903.tiff": "outside_root",
+        "KA.DI4.904.tiff": "unreadable_image",
+        "KA.FE4.905.tiff": "outside_root",  # a device through a link out of the root: never opened
+    }
+
+
+def _curate_both_ways(tree: Path, tmp_path: Path) -> tuple[set[str], dict[str, str]]:
+    """Curate TREE with 1 and 2 workers; the two outputs must be the same bytes. (curated, rejects)."""
+    from support import single_process
+    from test_reliability_output import output_bytes
+
+    from fer_data.curate import curate
+
+    curate("jaffe", tree, tmp_path / "one", single_process())
+    curate("jaffe", tree, tmp_path / "two", single_process(run={"workers": 2}))
+    assert output_bytes(tmp_path / "one") == output_bytes(tmp_path / "two")
+    import pyarrow.parquet as pq
+
+    curated = set(pq.read_table(tmp_path / "one" / "curated.parquet").column("locator").to_pylist())
+    rejects = {r["locator"]: r["reason"] for r in pq.read_table(tmp_path / "one" / "rejects.parquet").to_pylist()}
+    return curated, rejects
+
+
+def test_hostile_files_among_real_jaffe_are_rejects_and_every_real_face_is_curated(tmp_path):
+    from support import realdata
+
+    real = realdata("jaffe")
+    tree = tmp_path / "jaffe"
+    tree.mkdir()
+    for path in real.glob("*.tiff"):
+        (tree / path.name).write_bytes(path.read_bytes())
+    expected = _plant_hostile_files(tree, tmp_path / "outside.tiff", next(real.glob("*.tiff")))
+    upper = sorted(real.glob("KL.*.tiff"))[0]
+    (tree / upper.name).rename(tree / upper.name.replace(".tiff", ".TIFF"))  # extensions in any case
+    curated, rejects = _curate_both_ways(tree, tmp_path)
+    assert {loc: rejects.get(loc) for loc in expected} == expected
+    assert len(curated) == len(list(real.glob("*.tiff"))) and upper.name.replace(".tiff", ".TIFF") in curated
+
+
+def test_hostile_files_among_demo_jaffe(tmp_path):
+    import pyarrow.parquet as pq
+    from support import single_process
+
+    from fer_data.curate import curate
+    from fer_data.demo import DemoFaces
+    from fer_data.sources import get
+
+    tree = tmp_path / "jaffe"
+    get("jaffe").write_demo(tree, DemoFaces())
+    curate("jaffe", tree, tmp_path / "clean", single_process())
+    before = set(pq.read_table(tmp_path / "clean" / "curated.parquet").column("locator").to_pylist())
+    expected = _plant_hostile_files(tree, tmp_path / "outside.tiff", tree / sorted(before)[0])
+    curated, rejects = _curate_both_ways(tree, tmp_path)
+    assert {loc: rejects.get(loc) for loc in expected} == expected and curated == before

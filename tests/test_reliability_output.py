@@ -244,3 +244,19 @@ def test_kill_9_at_random_points_leaves_no_orphan_workers_and_a_whole_output(jaf
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert consistent(out) and not list(tmp_path.glob(".o.staging-*"))
+
+
+def test_a_concurrent_command_on_a_locked_output_exits_1_with_one_line(jaffe_tree, tmp_path):
+    """Two processes: the command meets another run's lock and says so at once (it does not wait)."""
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "fer_data.cli", "curate", "--source", "jaffe", "--root", str(jaffe_tree)]
+    with output.exclusive(out):
+        started = time.monotonic()
+        done = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+        waited = time.monotonic() - started
+    assert done.returncode == 1 and not out.exists()
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: {out} is being written by another fer-data run (pid {os.getpid()}); wait for it to finish or stop it"
+    )
+    assert "Traceback" not in done.stderr and waited < 60

@@ -106,6 +106,11 @@ def _locate(sample: Sample, params: Params) -> _Found | Reject:
             "bad_face_box": "dataset face box is empty",
         }
         return Reject(sample.source, sample.locator, found, details[found])
+    if found[2] in ("given", "precropped"):  # no detector looked: check that a face could be there
+        l, t, r, b = found[0].box
+        problem = quality.crop_problem(grey[t : b + 1, l : r + 1])
+        if problem:
+            return Reject(sample.source, sample.locator, "no_face_in_crop", problem)
     return _Found(grey, digest, *found, rgb)
 
 

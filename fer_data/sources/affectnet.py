@@ -210,9 +210,12 @@ class AffectNet(Source):
             return self.reject(locator, "unknown_label", f"{exc} (AffectNet codes are 0-10)")
         if label == labels.NOT_AN_EMOTION:
             return self.reject(locator, "not_an_emotion", f"expression {code} = {NON_EMOTION_MEANING[code]}")
-        image = Path(self.params["images_dir"]) / rel
-        if not (self.root / image).is_file():
-            return self.reject(locator, "missing_image", f"{image.as_posix()} is named by the list but not found")
+        found = self.in_root(rel, base=self.params["images_dir"])
+        if isinstance(found, str):
+            return self.reject(locator, "outside_root", found)
+        image = found[1]
+        if not image.is_file():
+            return self.reject(locator, "missing_image", f"{found[0]} is named by the list but not found")
         return Sample(
             source=self.name,
             locator=locator,
@@ -220,7 +223,7 @@ class AffectNet(Source):
             label=label,
             split=split,
             split_original=list_name,
-            path=str(self.root / image),
+            path=str(image),
             face_box=(x, y, x + w - 1, y + h - 1),
             provided_landmarks=self._landmarks(locator, rec["facial_landmarks"]),
             extra={"valence": valence, "arousal": arousal},
@@ -276,7 +279,10 @@ def read_header(path: Path) -> list[str] | str:
         first = fh.readline().decode("utf-8-sig", errors="replace").strip()
     if not first:
         return "empty file: expected a header line"
-    header = [c.strip() for c in next(csv.reader([first]))]
+    try:
+        header = [c.strip() for c in next(csv.reader([first]))]
+    except csv.Error as exc:  # a stray carriage return or NUL in the header line
+        return f"header is not a CSV line ({exc}): {first[:120]!r}"
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         return f"header lacks {', '.join(missing)} (found {first[:120]!r})"

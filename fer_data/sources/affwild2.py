@@ -61,6 +61,7 @@ import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
+from fer_data.imageio import MAX_PIXELS
 from fer_data.params import Float, Int, Str, param
 from fer_data.records import Kind, Reason
 from fer_data.sources import parsing
@@ -474,6 +475,10 @@ class VideoFrames:
         """Stream the selected frames of a video: grab() up to each, retrieve only what is used."""
         path, side = self.path, self.side
         rel = path.relative_to(self.src.root).as_posix()
+        refused = self._refused(path, rel, len(frames))
+        if refused is not None:
+            yield self.src.reject(piece.key, *refused)
+            return
         cap = cv2.VideoCapture(
             str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, int(self.src.params["decode_threads"])]
         )
@@ -481,6 +486,12 @@ class VideoFrames:
             if not cap.isOpened():
                 yield self.src.reject(
                     piece.key, "broken_video", f"OpenCV cannot open {rel}: {len(frames)} selected frame(s) lost"
+                )
+                return
+            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            if size[0] * size[1] > MAX_PIXELS:
+                yield self.src.reject(
+                    piece.key, "image_too_large", f"{rel} declares {size[0]}x{size[1]} frames (cap {MAX_PIXELS} pixels)"
                 )
                 return
             declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -503,6 +514,15 @@ class VideoFrames:
                 yield tail
         finally:
             cap.release()
+
+    def _refused(self, path: Path, rel: str, selected: int) -> tuple[str, str] | None:
+        """(reason, detail) for a video never to open: a FIFO or device (OpenCV would block on it), a link out of the root."""
+        leak = self.src.symlink_leak(path)
+        if leak:
+            return "outside_root", f"{rel}: {leak}"
+        if not path.is_file():
+            return "not_a_regular_file", f"{rel} is not a regular file: {selected} selected frame(s) lost"
+        return None
 
     def _end(self, ann: Annotation, piece: Piece, rel: str, decoded: int, declared: int, lost: int) -> Reject:
         """The video stopped before a selected frame: broken, or shorter than the annotation."""

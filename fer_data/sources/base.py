@@ -10,15 +10,17 @@ registry line in fer_data.sources.
 
 from __future__ import annotations
 
+import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from pydantic import create_model
 
 from fer_data.demo import DemoFaces
-from fer_data.params import Block, Str, param, validated
+from fer_data.params import Block, Bool, Str, param, validated
 from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
 from fer_data.sources.parsing import items_per_shard
 
@@ -40,6 +42,15 @@ class SourceParams(Block):
     """A source's `sources.<name>` block; each source extends it with its own keys (and documents them)."""
 
     root: Str | None = param(None, "a folder path", "the dataset folder as distributed (relative to the project)")
+    follow_symlinks_outside_root: Bool = param(
+        False,
+        "true or false",
+        "read files through symbolic links that lead outside the dataset root (else rejected `outside_root`)",
+    )
+
+
+#: A Windows drive ("C:\\...", "c:/..."): absolute too, whatever the machine reading the label file.
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
 class Source(ABC):
@@ -100,10 +111,72 @@ class Source(ABC):
     def reject(self, locator: str, reason: str, detail: str = "") -> Reject:
         return Reject(self.name, locator, reason, detail)
 
+    # --- the dataset root is a boundary (issue #9) --------------------------------------------
+
+    def in_root(self, name: str, base: str | Path = "") -> tuple[str, Path] | str:
+        """(root-relative locator, path) of a file a label file names, or why it is refused.
+
+        NAME is read as a path relative to BASE (a folder inside the root, root-relative). An
+        absolute name, `..` climbing above the root and, unless `follow_symlinks_outside_root`,
+        a symbolic link leading outside are refused: a label file must never make the pipeline
+        read another dataset or /etc. `..` inside the root is resolved, so locators never hold it.
+        """
+        text = str(name).replace("\\", "/")
+        if text.startswith("/") or _DRIVE.match(text):
+            return f"absolute path {text[:80]!r} in a label file"
+        parts: list[str] = []
+        for part in (PurePosixPath(Path(base).as_posix()) / text).parts:
+            if part == "..":
+                if not parts:
+                    return f"{text[:80]!r} climbs out of the dataset root"
+                parts.pop()
+            elif part not in (".", ""):
+                parts.append(part)
+        locator = "/".join(parts)
+        path = self.root / locator
+        leak = self.symlink_leak(path)
+        return leak if leak else (locator, path)
+
+    def symlink_leak(self, path: str | Path) -> str | None:
+        """Why PATH (inside the root by name) leads outside it through a symbolic link, or None."""
+        if self.params.get("follow_symlinks_outside_root"):
+            return None
+        real, root = os.path.realpath(path), self._real_root()
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return None
+        return f"a symbolic link leads outside the dataset root (to {real}); sources.{self.name}.follow_symlinks_outside_root allows it"
+
+    def _real_root(self) -> str:
+        if getattr(self, "_real_root_path", None) is None:
+            self._real_root_path = os.path.realpath(self.root)
+        return self._real_root_path
+
+    def boundary_reject(self, item: Sample | Reject) -> Reject | None:
+        """The engine's net under every source: a `..` in a locator, or a file read outside the root.
+
+        Sources check the names their label files give (`in_root`); this catches the rest (a
+        folder walk meeting a symbolic link, a source written without the check).
+        """
+        locator = item.locator.replace("\\", "/")
+        if ".." in re.split(r"[/:]", locator) or locator.startswith("/"):
+            return self.reject(
+                _safe_locator(locator), "outside_root", f"locator {locator[:80]!r} leaves the dataset root"
+            )
+        if isinstance(item, Sample) and item.path is not None:
+            leak = self.symlink_leak(item.path)
+            if leak:
+                return self.reject(item.locator, "outside_root", leak)
+        return None
+
     @classmethod
     def write_demo(cls, out_dir: Path, faces: DemoFaces) -> None:
         """Write a small raw tree in this source's native layout (see fer_data.demo)."""
         raise NotImplementedError(f"{cls.name} has no demo tree")
+
+
+def _safe_locator(locator: str) -> str:
+    """A locator without `..` or a leading `/` (each such segment spelt out), for the reject row."""
+    return "/".join("(up)" if p == ".." else p for p in locator.lstrip("/").split("/"))
 
 
 class KeyedSource(Source):

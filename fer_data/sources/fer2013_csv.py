@@ -64,7 +64,10 @@ def read_header(path: Path) -> Header:
     with open(path, "rb") as fh:
         first = fh.readline()
     text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    fields = next(csv.reader([text]), []) if text.strip() else []
+    try:
+        fields = next(csv.reader([text]), []) if text.strip() else []
+    except csv.Error:  # a stray carriage return or NUL: not a header, whatever it holds
+        fields = [text]
     return Header(tuple(f.strip().lower() for f in fields), len(first))
 
 

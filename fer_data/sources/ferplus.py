@@ -234,7 +234,9 @@ def label_files(root: Path) -> dict[str, Path]:
 
 def png_folders(root: Path) -> list[str]:
     """The data/FER2013* folders holding a label.csv and at least one PNG (the png layout is there)."""
-    return [d for d, path in label_files(root).items() if next(path.parent.glob("*.png"), None) is not None]
+    return [
+        d for d, path in label_files(root).items() if any(p.suffix.lower() == ".png" for p in path.parent.iterdir())
+    ]
 
 
 class _FERPlusReader(Source):
@@ -542,8 +544,12 @@ class FERPlusPng(_FERPlusReader):
                 yield self._png_sample(folder, image, entry)
 
     def _png_sample(self, folder: str, image: str, entry: LabelEntry) -> Sample | Reject:
-        path = self.label_files[folder].parent / image
-        locator = relative_locator(self.root, path) if image else entry.locator
+        locator, path = entry.locator, None
+        if image:
+            found = self.in_root(image, base=relative_locator(self.root, self.label_files[folder].parent))
+            if isinstance(found, str):
+                return self.reject(entry.locator, "outside_root", found)
+            locator, path = found
         try:
             votes = parse_votes(entry.votes)
         except BadVotes as exc:

@@ -28,7 +28,9 @@ LABELS = {
     "SU": labels.SURPRISE,
 }
 
-NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$")
+NAME = re.compile(
+    r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$", re.IGNORECASE
+)
 
 
 class JAFFEParams(SourceParams):
@@ -44,7 +46,8 @@ class JAFFE(KeyedSource):
     label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def keys(self) -> Iterator[str]:
-        files = (p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
+        # not is_file(): a FIFO or a link to a device under a JAFFE name becomes a reject, not a silent skip
+        files = (p for p in self.root.rglob("*") if not p.is_dir() and p.suffix.lower() in (".tif", ".tiff"))
         yield from sorted(relative_locator(self.root, p) for p in files)
 
     def items(self, key: str) -> Iterator[Sample | Reject]:

@@ -117,12 +117,16 @@ class RAFDB(Source):
 
     def lines(self, start: int = 1, stop: int | None = None) -> Iterator[LabelLine | Reject]:
         """Parsed label lines start..stop-1 (1-based), or a `bad_label_line` reject for each that does not parse."""
-        with open(self.label_path, encoding="utf-8-sig", errors="replace") as fh:
-            for number, text in enumerate(fh, 1):
+        # Binary lines, split on \n only, as shards() counts them: text mode would also break at a
+        # stray \r, and the lines after it would shift out of their shards (silently lost).
+        with open(self.label_path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
                 if number < start:
                     continue
                 if stop is not None and number >= stop:
                     break
+                text = raw.decode("utf-8", errors="replace")
+                text = text.removeprefix("\ufeff") if number == 1 else text
                 if text.strip():
                     yield self._parse(number, text)
 
@@ -155,7 +159,10 @@ class RAFDB(Source):
             label = labels.to_canonical(LABELS, entry.code)
         except labels.UnknownLabel as exc:
             return self.reject(locator, "unknown_label", f"{exc} at {where} (RAF-DB codes are 1-7)")
-        path = self.root / locator
+        found = self.in_root(locator)
+        if isinstance(found, str):
+            return self.reject(where, "outside_root", found)
+        locator, path = found
         if not path.is_file():
             return self.reject(locator, "missing_image", f"named by {where} but not found")
         split = entry.split_original
