@@ -210,3 +210,25 @@ def test_embeddings_off_leaves_the_column_null(tmp_path):
 def test_embeddings_param_is_validated():
     with pytest.raises(ValueError, match="faces.embeddings"):
         single_process(faces={"embeddings": "yes"})
+
+
+def test_hosts_without_dlibs_packages_use_the_cached_arrays(tmp_path, monkeypatch):
+    """A GPU host with torch and numpy only: the .npz copied from a machine with face_recognition_models."""
+    import shutil
+
+    from fer_data.faces.dlib_format import cache_dir
+
+    cached = sorted(cache_dir().glob("dlib_face_recognition_resnet_model_v1-*.npz"))
+    assert cached, "the cache is filled by the tests above"
+
+    def missing() -> str:
+        raise ImportError("No module named 'face_recognition_models'")
+
+    monkeypatch.setattr(embed, "model_path", missing)
+    monkeypatch.setenv("FER_DATA_CACHE", str(tmp_path))
+    with pytest.raises(ImportError, match="copy the .npz"):
+        embed.default_arrays.__wrapped__()
+    shutil.copy(cached[-1], tmp_path)
+    arrays = embed.default_arrays.__wrapped__()
+    assert arrays.keys() == embed.default_arrays().keys()
+    assert np.array_equal(arrays["fc"], embed.default_arrays()["fc"])

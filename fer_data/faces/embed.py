@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_data.faces.dlib_format import Reader, cached_arrays
+from fer_data.faces.dlib_format import Reader, cache_dir, cached_arrays
 
 EMBEDDING_DIM = 128
 #: dlib's documented decision threshold: two descriptors closer than 0.6 (Euclidean) are the same
@@ -36,6 +36,9 @@ def _quiet_import_models():
         warnings.simplefilter("ignore")
         import face_recognition_models
     return face_recognition_models
+
+
+MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def model_path() -> str:
@@ -235,8 +238,22 @@ def load_arrays(path: str | Path | None = None) -> dict[str, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def default_arrays() -> dict[str, np.ndarray]:
-    """face_recognition_models' network, read once a process (the fork server preloads it)."""
-    return load_arrays()
+    """face_recognition_models' network, read once a process (the fork server preloads it).
+
+    Where that package is not installed (a GPU host with torch and numpy only), the .npz cache
+    copied from a machine that has it is used: torch needs nothing else.
+    """
+    try:
+        return load_arrays()
+    except ImportError:
+        found = sorted(cache_dir().glob(f"{Path(MODEL_FILE).stem}-*-v{CACHE_FORMAT}.npz"))
+        if not found:
+            raise ImportError(
+                f"face_recognition_models is not installed and {cache_dir()} holds no cached {MODEL_FILE} "
+                "arrays: pip install face_recognition_models, or copy the .npz from a machine that has it"
+            ) from None
+        with np.load(found[-1]) as z:
+            return {k: z[k] for k in z.files}
 
 
 # ---------------------------------------------------------------- the network in torch
