@@ -1,13 +1,16 @@
-"""128-d face descriptors equal to dlib's face encoder, a batch at a time.
+"""128-d face descriptors equal to dlib's face encoder, a batch at a time, with torch.
 
-The model is dlib's (`dlib_face_recognition_resnet_model_v1.dat` from face_recognition_models,
-Boost licence, trained by Davis King on public face data; unlike the 68-point landmark model it
-carries no research-only restriction). dlib evaluates it one face at a time, ~80 ms a face on
-one core whether given one face or many, and holds the GIL while doing so.
+The model is dlib's (`dlib_face_recognition_resnet_model_v1.dat` from face_recognition_models:
+a 29-conv ResNet trained by Davis King on ~3 million faces of 7,485 people, released into the
+public domain; unlike the 68-point landmark model, trained on iBUG 300-W, it carries no
+non-commercial restriction). dlib evaluates it one face at a time, ~80 ms a face on one core
+whether given one face or many, holding the GIL. Here the same network (dlib's anet_type, read
+from dlib's file, fer_data.faces.dlib_format) runs in torch: batched, on CUDA when there is
+one; on CPU about 15x faster a core (BENCHMARKS.md, "Face embeddings"). Descriptors equal
+dlib's to float rounding (max |difference| < 1e-6, tests/test_faces_embed.py).
 
 Chips are dlib's own: `dlib.get_face_chip(image, 68 points, 150, 0.25)`, colour when the
-original image is colour, grey replicated to three channels otherwise (what dlib does with a
-grey image).
+original image is colour, grey put on three channels otherwise (what dlib does with grey).
 """
 
 from __future__ import annotations
