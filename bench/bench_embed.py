@@ -99,6 +99,34 @@ def timed(fn, repeats: int, clock=time.process_time) -> float:
     return statistics.median(times)
 
 
+def curation_cost(repeats: int) -> dict[str, dict[str, float]]:
+    """CPU seconds of curating the demo's trees in one process with faces.embeddings off and on.
+
+    The demo must stay fast: this is the whole per-row cost of the column (decoding in colour,
+    chips, the encoder), measured the way curation pays it.
+    """
+    import tempfile
+
+    from fer_data import params as params_mod
+    from fer_data.curate import curate
+    from fer_data.demo import DemoFaces
+    from fer_data.sources import get
+
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("jaffe", "ckplus", "fer2013"):
+            root = Path(tmp) / "raw" / name
+            get(name).write_demo(root, DemoFaces())
+            row = {}
+            for flag in (False, True):
+                p = params_mod.resolve({"run": {"workers": 1}, "faces": {"embeddings": flag}})
+                sink = Path(tmp) / "out" / f"{name}-{flag}"
+                row["on" if flag else "off"] = timed(lambda: curate(name, root, sink, p), repeats)
+            row["rows"] = curate(name, root, Path(tmp) / "out" / "count", p)["curated"]
+            out[name] = row
+    return out
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -112,6 +140,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: per-core figures)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--curate", action="store_true", help="also time demo curation with embeddings off / on")
     a = ap.parse_args()
 
     import torch
@@ -173,6 +202,8 @@ def main() -> None:
         name: {"torch": n * best / 3.6e6, **({"dlib": n * result["dlib_ms_per_face"] / 3.6e6} if dlib_ok else {})}
         for name, n in PROJECTIONS.items()
     }
+    if a.curate and dlib_ok:
+        result["curation_cpu_s"] = curation_cost(a.repeats)
     report(result)
     if a.json:
         a.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -197,6 +228,12 @@ def report(r: dict) -> None:
         print(f"{line} {v['rss_peak_mb']:.0f}{extra} |")
     if "min_cosine" in r:
         print(f"equality with dlib: min cosine {r['min_cosine']:.7f}, max |diff| {r['max_abs_diff']:.2e}")
+    for name, c in r.get("curation_cpu_s", {}).items():
+        extra_ms = (c["on"] - c["off"]) / max(1, c["rows"]) * 1000
+        print(
+            f"demo curation {name}: {c['rows']} rows, {c['off']:.2f} s CPU without embeddings, {c['on']:.2f} s with "
+            f"(+{extra_ms:.1f} ms a row)"
+        )
     for name, hours in r["projection_hours"].items():
         parts = ", ".join(f"{k} {h:.2f} h" for k, h in hours.items())
         print(f"projection {name} ({PROJECTIONS[name]:,} faces, one core / one device): {parts}")
