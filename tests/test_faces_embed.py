@@ -6,6 +6,8 @@ run when present. Equality is cosine >= 0.999 a face (the figures are printed wi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -232,3 +234,13 @@ def test_hosts_without_dlibs_packages_use_the_cached_arrays(tmp_path, monkeypatc
     arrays = embed.default_arrays.__wrapped__()
     assert arrays.keys() == embed.default_arrays().keys()
     assert np.array_equal(arrays["fc"], embed.default_arrays()["fc"])
+
+
+def test_a_file_that_is_not_the_face_network_is_refused(tmp_path):
+    data = Path(embed.model_path()).read_bytes()
+    (tmp_path / "cut.dat").write_bytes(data[:-1000])
+    with pytest.raises(ValueError, match="unreadable network"):
+        embed.read_dlib(tmp_path / "cut.dat")
+    (tmp_path / "other.dat").write_bytes(b"\x01\x01\x07affine_")
+    with pytest.raises(ValueError, match="loss_metric_2"):
+        embed.read_dlib(tmp_path / "other.dat")

@@ -34,14 +34,14 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
 
+MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
 def _quiet_import_models():
     with warnings.catch_warnings():  # face_recognition_models imports pkg_resources
         warnings.simplefilter("ignore")
         import face_recognition_models
     return face_recognition_models
-
-
-MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def model_path() -> str:
@@ -87,7 +87,7 @@ def dlib_descriptors(chips: np.ndarray) -> np.ndarray:
 
 
 def select_device(device: str = "auto", cuda_available: bool | None = None) -> str:
-    """ "auto" is CUDA when torch sees a GPU, else CPU; "cpu", "cuda", "cuda:N" are taken as given."""
+    """The torch device to use: "auto" is CUDA when torch sees a GPU, else CPU; others are taken as given."""
     if device != "auto":
         if device != "cpu" and not device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
@@ -126,7 +126,10 @@ def read_dlib(path: str | Path) -> dict[str, np.ndarray]:
     if r.string() != "input_rgb_image_sized":
         raise ValueError(f"{path}: input layer input_rgb_image_sized expected")
     arrays = {"mean_rgb": r.floats(3), "input_size": np.array([r.int(), r.int()], np.int64)}
-    layers = _read_layers(r)
+    try:
+        layers = _read_layers(r)
+    except (IndexError, ValueError) as exc:  # IndexError: the bytes ran out inside a layer
+        raise ValueError(f"{path}: unreadable network ({exc or 'truncated'})") from None
     if r.pos != len(r.data):
         raise ValueError(f"{path}: {len(r.data) - r.pos} bytes left after the network")
     arrays.update(_anet_arrays(layers, path))
