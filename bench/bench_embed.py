@@ -183,6 +183,11 @@ def main() -> None:
             ours[bs]["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     result["torch_ms"] = ours
 
+    if device != "cpu":  # the GPU against torch on CPU (which equals dlib: tests/test_faces_embed.py)
+        gpu = embed.FaceEncoder(device=device, batch_size=16).encode(chips)
+        cpu = embed.FaceEncoder(device="cpu", batch_size=16).encode(chips)
+        cos = (gpu * cpu).sum(1) / (np.linalg.norm(gpu, axis=1) * np.linalg.norm(cpu, axis=1))
+        result |= {"gpu_vs_cpu_min_cosine": float(cos.min()), "gpu_vs_cpu_max_abs_diff": float(np.abs(gpu - cpu).max())}
     if dlib_ok:
         sample = chips[: a.dlib_faces]
         seconds = timed(lambda: embed.dlib_descriptors(sample), a.repeats)
@@ -226,6 +231,8 @@ def report(r: dict) -> None:
         extra = f" (GPU {v['gpu_peak_mb']:.0f} MB)" if "gpu_peak_mb" in v else ""
         line = f"| fer_data torch | {bs} | {v['ms_per_face']:.2f} | {v['faces_per_s']:.0f} | {speed} |"
         print(f"{line} {v['rss_peak_mb']:.0f}{extra} |")
+    if "gpu_vs_cpu_min_cosine" in r:
+        print(f"GPU vs CPU: min cosine {r['gpu_vs_cpu_min_cosine']:.7f}, max |diff| {r['gpu_vs_cpu_max_abs_diff']:.2e}")
     if "min_cosine" in r:
         print(f"equality with dlib: min cosine {r['min_cosine']:.7f}, max |diff| {r['max_abs_diff']:.2e}")
     for name, c in r.get("curation_cpu_s", {}).items():

@@ -320,7 +320,15 @@ def _add_prev(a, b):
 
 @lru_cache(maxsize=4)
 def _loaded(device: str):
-    """One network a device and process: FaceEncoder instances share it."""
+    """One network a device and process: FaceEncoder instances share it.
+
+    On CUDA, cuDNN would run float32 convolutions in TF32 (a 10-bit mantissa) on Ampere and later
+    GPUs; that is turned off for the process, so the descriptors stay dlib's float32 numbers.
+    """
+    if device.startswith("cuda"):
+        import torch
+
+        torch.backends.cudnn.allow_tf32 = False
     return _network(default_arrays(), device)
 
 
