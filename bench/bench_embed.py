@@ -170,6 +170,7 @@ def main() -> None:
         result["faces"] = "random chips (no dlib here: timing only)"
     chips = np.resize(chips, (a.faces, *chips.shape[1:])) if len(chips) < a.faces else chips[: a.faces]
 
+    result["rss_before_encoder_mb"] = peak_rss_mb()
     ours = {}
     for bs in a.batches:
         encoder = embed.FaceEncoder(device=device, batch_size=bs)
@@ -219,6 +220,7 @@ def report(r: dict) -> None:
     print(f"times: median of repeats, {r['clock']} (process_time: CPU time, immune to other processes' load)")
     if "sets" in r:
         print("faces: " + ", ".join(f"{k} {v} ({r['chip_ms'][k]:.2f} ms a chip)" for k, v in r["sets"].items()))
+    print(f"peak RSS before the encoder was built: {r['rss_before_encoder_mb']:.0f} MB (Python, torch, dlib, chips)")
     print("| encoder | batch | ms a face | faces/s | speed-up vs dlib | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     if "dlib_ms_per_face" in r:

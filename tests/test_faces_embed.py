@@ -161,6 +161,9 @@ def test_device_selection_without_a_gpu():
     assert embed.select_device("auto", cuda_available=False) == "cpu"
     assert embed.select_device("cuda:1", cuda_available=False) == "cuda:1"
     assert embed.select_device("cpu", cuda_available=True) == "cpu"
+    import torch
+
+    assert embed.FaceEncoder().device == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device"):
         embed.select_device("tpu")
     with pytest.raises(ValueError, match="batch_size"):
