@@ -149,7 +149,7 @@ _LAYER_KINDS = {
 
 
 def _read_layers(r: Reader) -> list[tuple[str, dict]]:
-    """Every computational layer in input-to-output order: (dlib name, its parameters)."""
+    """Every computational layer in input-to-output order: (kind, its parameters), kinds as in _LAYER_KINDS."""
 
     def alias() -> None:  # alias_tensor: version + shape (views into params)
         for _ in range(5):
@@ -205,8 +205,8 @@ def _anet_arrays(layers: list[tuple[str, dict]], path) -> dict[str, np.ndarray]:
     pool = layers[3][1]
     out = {**_conv_arrays("stem", layers[0][1], layers[1][1]), "stem_pool": _pool_cfg(pool)}
     i, blocks = 4, []
-    while names[i] == "con":
-        down = names[i + 5] == "avg_pool"
+    while names[i : i + 1] == ["con"]:
+        down = names[i + 5 : i + 6] == ["avg_pool"]
         expect(i, ["con", "affine", "relu", "con", "affine"] + ["avg_pool"] * down + ["add_prev", "relu"])
         j = len(blocks)
         out.update(_conv_arrays(f"b{j}a", layers[i][1], layers[i + 1][1]))
@@ -306,7 +306,8 @@ def _network(arrays: dict[str, np.ndarray], device: str):
 
 def _add_prev(a, b):
     """dlib's add_prev: tensors of different sizes are added top-left aligned, zeros where one is
-    missing (the strided block's 3x3 output onto its 4x4 pooled skip, extra channels onto none)."""
+    missing (a strided block's 3x3 output onto its 4x4 pooled input; the input's 128 channels onto
+    the first 128 of the block's 256)."""
     import torch.nn.functional as F
 
     shape = [max(p, q) for p, q in zip(a.shape[1:], b.shape[1:])]
