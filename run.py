@@ -76,7 +76,7 @@ def env() -> dict[str, str]:
 
 
 def _project_env():
-    """pipelines/env.py, loaded by path: it is standard-library only, and the venv may not exist yet."""
+    """pipelines/env.py, loaded by path: it (and fer_data.env, beside this file) is standard-library only, and the venv may not exist yet."""
     spec = importlib.util.spec_from_file_location("_fer_data_env", ROOT / "pipelines" / "env.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,10 @@
-"""The `fer-data` command: what users, DVC stages and Prefect deployments call."""
+"""The `fer-data` command: what users, DVC stages and Prefect deployments call.
+
+The library's own commands are defined here. Other packages add theirs through the
+`fer_data.commands` entry-point group (fer_data.plugins; `pipelines` adds `flow`, `serve` and
+`run-demo`), loaded only when named, so the library never imports orchestration and
+`fer-data curate` starts without Prefect.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,8 @@ from pathlib import Path
 
 import click
 
-from fer_data import __version__, sources
+from fer_data import __version__, plugins, sources
 from fer_data import params as params_mod
-
-DEFAULT_PARAMS = "params.yaml"
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -27,13 +31,37 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _load_params(path: str | None) -> params_mod.Params:
-    if path is None and Path(DEFAULT_PARAMS).exists():
-        path = DEFAULT_PARAMS
-    return params_mod.load(path)
+def load_params(path: str | None) -> tuple[dict, params_mod.Params]:
+    """PATH (default ./params.yaml) as written and resolved; a bad file ends the command with its one-line message."""
+    try:
+        return params_mod.read(params_mod.default_path(path))
+    except params_mod.ParamsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+def plugin_commands() -> dict[str, str]:
+    """Subcommand name -> "module:attr" of the commands other packages add (fer_data.plugins)."""
+    return plugins.declared(plugins.COMMANDS)
+
+
+class PluginGroup(click.Group):
+    """A click group that also offers the commands other packages add, importing one only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(plugin_commands()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        target = plugin_commands().get(cmd_name) if command is None else None
+        if target is None:
+            return command
+        try:
+            return plugins.load(target)
+        except ImportError as exc:  # e.g. the pipeline extras (Prefect, DVC) are not installed
+            raise click.ClickException(f"`fer-data {cmd_name}` needs {target}: {exc}") from None
+
+
+@click.group(cls=PluginGroup)
 @click.version_option(__version__)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -76,13 +104,9 @@ def demo(out_dir: str, source_names: tuple[str, ...]) -> None:
 @click.option("--workers", type=int, help="Processes for face work (default: params run.workers; 0 = all cores).")
 def curate(source_name: str, root: str | None, out_dir: str, params_path: str | None, workers: int | None) -> None:
     """Curate one dataset. Exits 0 when it ran, whatever it rejected."""
-    from dataclasses import replace
-
     from fer_data.curate import curate as run_curate
 
-    p = _load_params(params_path)
-    if workers is not None:
-        p = replace(p, run=replace(p.run, workers=workers))
+    p = params_mod.with_workers(load_params(params_path)[1], workers)
     root = root or p.source(source_name).get("root")
     if not root:
         raise click.UsageError(f"no --root given and params has no sources.{source_name}.root")
@@ -129,12 +153,10 @@ def validate_cmd(
     """
     from fer_data import validate as gxv
 
-    if params_path is None and Path(DEFAULT_PARAMS).exists():
-        params_path = DEFAULT_PARAMS
-    raw = params_mod.read_raw(params_path)
+    raw, p = load_params(params_path)
     try:
         refs = [gxv.TableRef.from_dir(t) for t in tables] or gxv.tables_from_params(raw, curated_root, sources)
-        report = gxv.validate_tables(refs, params_mod.resolve(raw), raw, report_dir)
+        report = gxv.validate_tables(refs, p, raw, report_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     if not report.success:
@@ -163,80 +185,14 @@ def manifest_cmd(
     """List the validated tables for training; refuses (exit 1) unless validation passed for all of them."""
     from fer_data import manifest
 
-    if params_path is None and Path(DEFAULT_PARAMS).exists():
-        params_path = DEFAULT_PARAMS
-    raw = params_mod.read_raw(params_path)
+    raw, p = load_params(params_path)
     names = list(sources) or list((raw.get("sources") or {}).keys())
     tables = [(n, Path(curated_root) / n) for n in names]
     try:
-        doc = manifest.build(Path(report_dir) / "summary.json", tables, params_mod.resolve(raw))
+        doc = manifest.build(Path(report_dir) / "summary.json", tables, p)
     except manifest.NotValidated as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"manifest: {manifest.write(out_path, doc)} ({sum(s['rows'] for s in doc['sources'].values())} rows)")
-
-
-@main.command("run-demo")
-@click.option("--force", is_flag=True, help="Re-run every stage (dvc repro --force).")
-def run_demo(force: bool) -> None:
-    """Run the DVC pipeline on the embedded sample data (the README's first command).
-
-    demo trees -> one Prefect `curate` flow per source -> validation (Great Expectations) ->
-    manifest; one temporary Prefect server serves every stage. Needs a DVC project (runs
-    `dvc init` once when .dvc/ is missing).
-    """
-    import subprocess
-
-    from pipelines.runners import api
-
-    dvc = [sys.executable, "-m", "dvc"]
-    if not Path("dvc.yaml").exists():
-        raise click.ClickException("run it from the project folder (no dvc.yaml here)")
-    if not Path(".dvc").exists():
-        scm = [] if Path(".git").exists() else ["--no-scm"]
-        subprocess.check_call(dvc + ["init", "-q", *scm])
-        subprocess.check_call(dvc + ["config", "core.analytics", "false"])
-    # `dvc status -q` exits 0 when nothing would run: then no Prefect server is needed (~20 s saved).
-    code = 0
-    if force or subprocess.call(dvc + ["status", "-q"]) != 0:
-        with api():
-            code = subprocess.call(dvc + ["repro", *(["--force"] if force else [])])
-    else:
-        click.echo("Data and pipelines are up to date.")
-    click.echo(
-        _demo_summary(
-            params_mod.read_raw(DEFAULT_PARAMS), Path("data/curated"), Path("reports/validation/summary.json")
-        )
-    )
-    click.echo("validation report (opens offline): reports/validation/index.html; all metrics: dvc metrics show")
-    if code:
-        raise click.ClickException(f"dvc repro failed (exit {code})")
-    click.echo("curated tables: data/curated/<source>/curated.parquet; for training: data/validated/manifest.json")
-
-
-def _demo_summary(raw: dict, curated: Path, summary_path: Path) -> str:
-    """One line per source: counts from metrics.json and the validation outcome."""
-    checks = json.loads(summary_path.read_text())["sources"] if summary_path.exists() else {}
-    lines = [f"{'source':<10} {'read':>6} {'curated':>8} {'rejected':>8}  validation  rejects by reason"]
-    for name in raw.get("sources") or {}:
-        path = curated / name / "metrics.json"
-        if not path.exists():
-            continue
-        m = json.loads(path.read_text())
-        ok = {True: "passed", False: "FAILED"}.get((checks.get(name) or {}).get("success"), "-")
-        reasons = ", ".join(f"{k} {v}" for k, v in m["rejected_by_reason"].items()) or "-"
-        lines.append(f"{name:<10} {m['read']:>6} {m['curated']:>8} {m['rejected']:>8}  {ok:<10}  {reasons}")
-    return "\n".join(lines)
-
-
-def _add_pipeline_commands() -> None:
-    """`fer-data flow ...` and `fer-data serve` (they import Prefect only when run)."""
-    from pipelines.cli import flow_group, serve_cmd
-
-    main.add_command(flow_group)
-    main.add_command(serve_cmd)
-
-
-_add_pipeline_commands()
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from fer_data import schema, sources
 from fer_data.labels import NOT_AN_EMOTION
 from fer_data.params import Params
-from fer_data.sources.base import Reject, Sample
+from fer_data.records import Reject, Sample
 
 log = logging.getLogger("fer_data.curate")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fer_data.sources.base import sha256_bytes
+from fer_data.records import sha256_bytes
 
 
 class UnreadableImage(ValueError):

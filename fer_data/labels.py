@@ -1,9 +1,10 @@
-"""The one place that defines the label taxonomy and every dataset's label mapping.
+"""The label taxonomy: canonical classes, target sets, and the lookups every dataset's table goes through.
 
 Every dataset numbers its classes differently (FER2013's 0 is anger, CK+'s 0 is neutral,
-RAF-DB starts at 1 with surprise). Mixing them up silently poisons a training set, so
-each source maps its native codes through a lookup table defined here and nowhere else.
-Tables are plain dicts: a code that is not a key is an unknown label, never a guess.
+RAF-DB starts at 1 with surprise). Mixing them up silently poisons a training set, so each
+source maps its native codes through one lookup table, declared in its own module
+(`Source.label_tables`; `tables()` lists them all). Tables are plain dicts: a code that is not
+a key is an unknown label, never a guess.
 """
 
 from __future__ import annotations
@@ -37,87 +38,10 @@ TARGET_SETS: dict[str, tuple[str, ...]] = {
     "all8": CANONICAL,
 }
 
-# --- native code -> canonical label, one table per dataset ---------------------------
-
-FER2013 = {0: ANGER, 1: DISGUST, 2: FEAR, 3: HAPPINESS, 4: SADNESS, 5: SURPRISE, 6: NEUTRAL}
-
-#: Folder names of the Kaggle image-folder variant of FER2013 (and of CK+48-style trees).
-FER2013_FOLDERS = {
-    "angry": ANGER,
-    "disgust": DISGUST,
-    "fear": FEAR,
-    "happy": HAPPINESS,
-    "sad": SADNESS,
-    "surprise": SURPRISE,
-    "neutral": NEUTRAL,
-}
-
-JAFFE = {"AN": ANGER, "DI": DISGUST, "FE": FEAR, "HA": HAPPINESS, "NE": NEUTRAL, "SA": SADNESS, "SU": SURPRISE}
-
-CKPLUS = {0: NEUTRAL, 1: ANGER, 2: CONTEMPT, 3: DISGUST, 4: FEAR, 5: HAPPINESS, 6: SADNESS, 7: SURPRISE}
-
-#: TFEID file-name expression codes (last `_` token of the stem starts with one of these).
-TFEID_CODES = {"ng": NEUTRAL, "ag": ANGER, "dg": DISGUST, "fg": FEAR, "hg": HAPPINESS, "sg": SADNESS, "pg": SURPRISE}
-
-#: Aff-Wild2 / ABAW expression class names as written on the annotation files' first line.
-AFFWILD2 = {
-    "Neutral": NEUTRAL,
-    "Anger": ANGER,
-    "Disgust": DISGUST,
-    "Fear": FEAR,
-    "Happiness": HAPPINESS,
-    "Sadness": SADNESS,
-    "Surprise": SURPRISE,
-    "Other": NOT_AN_EMOTION,
-}
-
-#: FER+ vote columns, in the order they appear in fer2013new.csv / label.csv.
-FERPLUS_COLUMNS = (
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-    "unknown",
-    "NF",
-)
-FERPLUS = {
-    "neutral": NEUTRAL,
-    "happiness": HAPPINESS,
-    "surprise": SURPRISE,
-    "sadness": SADNESS,
-    "anger": ANGER,
-    "disgust": DISGUST,
-    "fear": FEAR,
-    "contempt": CONTEMPT,
-    "unknown": NOT_AN_EMOTION,
-    "NF": NOT_AN_EMOTION,
-}
-
-RAFDB = {1: SURPRISE, 2: FEAR, 3: DISGUST, 4: HAPPINESS, 5: SADNESS, 6: ANGER, 7: NEUTRAL}
-
-AFFECTNET = {
-    0: NEUTRAL,
-    1: HAPPINESS,
-    2: SADNESS,
-    3: SURPRISE,
-    4: FEAR,
-    5: DISGUST,
-    6: ANGER,
-    7: CONTEMPT,
-    8: NOT_AN_EMOTION,
-    9: NOT_AN_EMOTION,
-    10: NOT_AN_EMOTION,
-}
-
 #: Common English class-folder names (a team's own data, CK+48, web-app exports).
 #: params.yaml can add or override names per source (`class_map`).
 FOLDER_NAMES = {
     **{c: c for c in CANONICAL},
-    **FER2013_FOLDERS,
     "angry": ANGER,
     "anger": ANGER,
     "mad": ANGER,
@@ -133,6 +57,37 @@ FOLDER_NAMES = {
     "calm": NEUTRAL,
     "contemptuous": CONTEMPT,
 }
+
+
+def tables() -> dict[str, Mapping]:
+    """Every registered source's label tables, as "source.kind" -> table."""
+    from fer_data import sources
+
+    return {f"{n}.{kind}": t for n in sources.names() for kind, t in sources.get(n).label_tables.items()}
+
+
+#: Former names of the tables now declared by their sources (kept for callers of fer_data.labels).
+_MOVED = {
+    "FER2013": "fer_data.sources.fer2013:LABELS",
+    "FER2013_FOLDERS": "fer_data.sources.fer2013:FOLDER_LABELS",
+    "JAFFE": "fer_data.sources.jaffe:LABELS",
+    "CKPLUS": "fer_data.sources.ckplus:LABELS",
+    "TFEID_CODES": "fer_data.sources.tfeid:LABELS",
+    "AFFWILD2": "fer_data.sources.affwild2:LABELS",
+    "FERPLUS": "fer_data.sources.ferplus:LABELS",
+    "FERPLUS_COLUMNS": "fer_data.sources.ferplus:VOTE_COLUMNS",
+    "RAFDB": "fer_data.sources.rafdb:LABELS",
+    "AFFECTNET": "fer_data.sources.affectnet:LABELS",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+
+        module, attr = _MOVED[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UnknownLabel(ValueError):

@@ -35,8 +35,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from fer_data import sources
 from fer_data.curate import CURATED, METRICS, REJECTS
 from fer_data.params import Params, deep_merge
+from fer_data.records import REASONS, Kind, Reason, codes_of_kind, face_search
 
 log = logging.getLogger("fer_data.validate")
 
@@ -48,17 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "min_aligned_rate": 0.8,
     "min_class_share": 0.0,
     "landmark_margin": 0.2,
-    # Rejects that follow from the label policy or the annotators' verdict (FER+'s "not a face"),
-    # not from bad data or a pipeline failure: not counted in the reject rate.
-    "policy_reasons": [
-        "label_outside_target_set",
-        "not_an_emotion",
-        "unlabelled",
-        "unannotated",
-        "between_neutral_and_peak",
-        "no_majority",
-        "not_a_face",
-    ],
+    # Extra reason codes to count as label policy (left out of the reject rate), beyond those
+    # fer_data.records and each source declare as such.
+    "policy_reasons": [],
     "max_reason_rates": {},
     "ranges": {
         "brightness": {"min": 0, "max": 255},
@@ -75,10 +69,6 @@ DEFAULTS: dict[str, Any] = {
     "sources": {},
 }
 
-#: Rejects where face detection ran and found nothing usable as a face.
-NO_FACE_REASONS = ("no_face", "no_face_on_side", "bad_face_box")
-#: Rejects where a face was found (its landmark fit then failed the sanity check).
-FACE_FOUND_REASONS = ("landmark_check_failed",)
 #: Curated columns read for validation; image bytes are read only to take their length.
 SCALAR_COLUMNS = (
     "sample_id",
@@ -133,6 +123,14 @@ def settings(raw: Mapping[str, Any] | None, source: str) -> dict[str, Any]:
             f"validation.ranges: no curated column {', '.join(unknown)} (numeric columns: {', '.join(SCALAR_COLUMNS)})"
         )
     return merged
+
+
+def check_params(block: Mapping[str, Any]) -> None:
+    """The `validation:` block's owner check (fer_data.params.BLOCK_OWNERS): every key, every source override."""
+    raw = {"validation": block}
+    settings(raw, "")
+    for source in block.get("sources") or {}:
+        settings(raw, source)
 
 
 def _check_keys(block: Mapping[str, Any], where: str) -> None:
@@ -204,21 +202,29 @@ def share_column(label: str) -> str:
 
 
 def outcomes_frame(
-    rejects: str | Path, curated: pd.DataFrame, policy_reasons: Iterable[str], reason_limits: Iterable[str] = ()
+    rejects: str | Path,
+    curated: pd.DataFrame,
+    policy_reasons: Iterable[str] = (),
+    reason_limits: Iterable[str] = (),
+    table: Mapping[str, Reason] = REASONS,
 ) -> pd.DataFrame:
-    """One row per input of the run: its rejects (with reason) and its curated rows (reason null)."""
+    """One row per input of the run: its rejects (with reason) and its curated rows (reason null).
+
+    TABLE (fer_data.sources.reasons) says which reasons are label policy and which mean that
+    face finding ran; POLICY_REASONS adds codes to count as policy.
+    """
     rej = ds.dataset(Path(rejects), format="parquet").to_table(columns=["source", "locator", "reason"]).to_pandas()
     kept = curated[["source", "locator"]].assign(reason=None)
     frame = pd.concat([rej, kept], ignore_index=True)
     reason = frame["reason"]
     rejected = reason.notna()
-    policy = reason.isin(list(policy_reasons))
+    policy = reason.isin(codes_of_kind(Kind.POLICY, table) + list(policy_reasons))
     # Reject rate: rejects for data problems among the inputs the label policy keeps.
     frame["data_reject"] = rejected.astype("Int8").mask(policy)
     # Face-found rate: among inputs that went through face finding, the share where one was found.
-    found = (~rejected) | reason.isin(FACE_FOUND_REASONS)
-    searched = found | reason.isin(NO_FACE_REASONS)
-    frame["face_found"] = found.astype("Int8").where(searched)
+    outcome = {code: face_search(code, table) for code in reason.dropna().unique()}
+    found = reason.map(outcome).where(rejected, True)
+    frame["face_found"] = found.map({True: 1, False: 0}).astype("Int8")
     for name in reason_limits:
         frame[f"reason_{name}"] = (reason == name).astype(np.int8)
     return frame
@@ -528,7 +534,7 @@ def validate_source(v: Validator, ref: TableRef, params: Params, raw: Mapping[st
     counts = {c: int((curated["label"] == c).sum()) for c in params.target.classes}
     suites = [v.run(f"{ref.source}.curated", curated, curated_expectations(ref.source, params, cfg))]
     limits = list((cfg.get("max_reason_rates") or {}).keys())
-    outcomes = outcomes_frame(ref.path / REJECTS, curated, cfg["policy_reasons"], limits)
+    outcomes = outcomes_frame(ref.path / REJECTS, curated, cfg["policy_reasons"], limits, sources.reasons(ref.source))
     del curated
     suites.append(v.run(f"{ref.source}.rejects", outcomes, rejects_expectations(ref.source, cfg, metrics.get("read"))))
     rates = {

@@ -1,7 +1,8 @@
-"""`fer-data flow ...` and `fer-data serve`: the CLI side of the Prefect flows.
+"""`fer-data flow ...`, `fer-data serve` and `fer-data run-demo`: the CLI side of the Prefect flows.
 
-Prefect is imported inside the commands only: `import prefect` costs about 2 s, which the
-other `fer-data` commands should not pay.
+The library's `fer-data` command finds these through the `fer_data.commands` entry points
+(pyproject.toml) and imports this module only when one of them is named; Prefect is imported
+inside the commands only (`import prefect` costs about 2 s).
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ from typing import Any
 
 import click
 
-import pipelines  # noqa: F401  (environment defaults)
+from fer_data.cli import load_params
+from fer_data.params import default_path as _params_path
 
 PARAMS_HELP = "params.yaml (default: ./params.yaml)."
-
-
-def _params_path(path: str | None) -> str | None:
-    if path:
-        return path
-    return "params.yaml" if Path("params.yaml").exists() else None
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -64,14 +60,15 @@ def flow_curate(
     dask_address: str | None,
 ) -> None:
     """Curate one source with the `curate` flow (shards as parallel Prefect tasks)."""
-    from fer_data import params as params_mod
     from pipelines.curate_flow import run_curate
     from pipelines.runners import Orchestration
 
     params_path = _params_path(params_path)
-    orch = Orchestration.from_params(
-        params_mod.read_raw(params_path), task_runner=task_runner, dask_address=dask_address
-    )
+    raw, _ = load_params(params_path)  # refused here, before Prefect starts, in one line
+    try:
+        orch = Orchestration.from_params(raw, task_runner=task_runner, dask_address=dask_address)
+    except ValueError as exc:
+        raise click.ClickException(f"{params_path or 'params'}: {exc}") from None
     metrics = _run(lambda: run_curate(source_name, out_dir, root, params_path, workers, orch))
     click.echo(json.dumps(metrics, sort_keys=True))  # one line; the full metrics are in OUT/metrics.json
 
@@ -91,6 +88,7 @@ def flow_validate(
     from pipelines.validate_flow import validate_flow
 
     params_path = _params_path(params_path)
+    load_params(params_path)
     summary = _run(
         lambda: validate_flow(
             curated_root=curated_root,
@@ -111,7 +109,9 @@ def flow_pipeline(sources: tuple[str, ...], params_path: str | None) -> None:
     """Run the scheduled pipeline once now: curate, validate, write data/validated/manifest.json."""
     from pipelines.pipeline_flow import pipeline_flow
 
-    summary = _run(lambda: pipeline_flow(sources=list(sources) or None, params_path=_params_path(params_path)))
+    params_path = _params_path(params_path)
+    load_params(params_path)
+    summary = _run(lambda: pipeline_flow(sources=list(sources) or None, params_path=params_path))
     click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
 
 
@@ -133,6 +133,7 @@ def serve_cmd(params_path: str | None, port: int, check: bool) -> None:
     params_path = _params_path(params_path)
     if params_path is None:
         raise click.UsageError("no params.yaml here: pass --params")
+    load_params(params_path)
     if check:
         click.echo(serve_mod.describe(params_mod.read_raw(params_path)))
         return
@@ -143,3 +144,59 @@ def serve_cmd(params_path: str | None, port: int, check: bool) -> None:
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
         sys.exit(130)
+
+
+@click.command("run-demo")
+@click.option("--force", is_flag=True, help="Re-run every stage (dvc repro --force).")
+def run_demo(force: bool) -> None:
+    """Run the DVC pipeline on the embedded sample data (the README's first command).
+
+    demo trees -> one Prefect `curate` flow per source -> validation (Great Expectations) ->
+    manifest; one temporary Prefect server serves every stage. Needs a DVC project (runs
+    `dvc init` once when .dvc/ is missing).
+    """
+    import subprocess
+
+    from fer_data import params as params_mod
+    from pipelines.runners import api
+
+    dvc = [sys.executable, "-m", "dvc"]
+    if not Path("dvc.yaml").exists():
+        raise click.ClickException("run it from the project folder (no dvc.yaml here)")
+    if not Path(".dvc").exists():
+        scm = [] if Path(".git").exists() else ["--no-scm"]
+        subprocess.check_call(dvc + ["init", "-q", *scm])
+        subprocess.check_call(dvc + ["config", "core.analytics", "false"])
+    # `dvc status -q` exits 0 when nothing would run: then no Prefect server is needed (~20 s saved).
+    code = 0
+    if force or subprocess.call(dvc + ["status", "-q"]) != 0:
+        with api():
+            code = subprocess.call(dvc + ["repro", *(["--force"] if force else [])])
+    else:
+        click.echo("Data and pipelines are up to date.")
+    click.echo(
+        _demo_summary(
+            params_mod.read_raw(params_mod.default_path(None)),
+            Path("data/curated"),
+            Path("reports/validation/summary.json"),
+        )
+    )
+    click.echo("validation report (opens offline): reports/validation/index.html; all metrics: dvc metrics show")
+    if code:
+        raise click.ClickException(f"dvc repro failed (exit {code})")
+    click.echo("curated tables: data/curated/<source>/curated.parquet; for training: data/validated/manifest.json")
+
+
+def _demo_summary(raw: dict, curated: Path, summary_path: Path) -> str:
+    """One line per source: counts from metrics.json and the validation outcome."""
+    checks = json.loads(summary_path.read_text())["sources"] if summary_path.exists() else {}
+    lines = [f"{'source':<10} {'read':>6} {'curated':>8} {'rejected':>8}  validation  rejects by reason"]
+    for name in raw.get("sources") or {}:
+        path = curated / name / "metrics.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())
+        ok = {True: "passed", False: "FAILED"}.get((checks.get(name) or {}).get("success"), "-")
+        reasons = ", ".join(f"{k} {v}" for k, v in m["rejected_by_reason"].items()) or "-"
+        lines.append(f"{name:<10} {m['read']:>6} {m['curated']:>8} {m['rejected']:>8}  {ok:<10}  {reasons}")
+    return "\n".join(lines)

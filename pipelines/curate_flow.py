@@ -16,7 +16,6 @@ import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,9 @@ from prefect.futures import as_completed
 import pipelines  # noqa: F401  (environment defaults before prefect)
 from fer_data import curate as engine
 from fer_data import params as params_mod
+from fer_data import sources
 from fer_data.params import Params
+from fer_data.records import face_found_counts
 from pipelines.runners import Orchestration
 from pipelines.runners import task_runner as make_task_runner
 
@@ -149,10 +150,7 @@ def submit_shards(source_name: str, root: str, params: Params, retries: int = 0)
 
 def _summary(source_name: str, m: dict) -> str:
     reasons = ", ".join(f"{k}: {v}" for k, v in m["rejected_by_reason"].items()) or "none"
-    searched = m["curated"] + sum(
-        m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box", "landmark_check_failed")
-    )
-    found = searched - sum(m["rejected_by_reason"].get(r, 0) for r in ("no_face", "bad_face_box"))
+    found, searched = face_found_counts(m["curated"], m["rejected_by_reason"], sources.reasons(source_name))
     return (
         f"{source_name}: {m['read']} read, faces found in {found} of {searched} searched, {m['curated']} curated "
         f"({m['unaligned']} kept unaligned), {m['rejected']} rejected ({reasons}); "
@@ -175,9 +173,7 @@ def curate_flow(
     """
     log = get_run_logger()
     raw = params_mod.read_raw(params_path)
-    p = params_mod.resolve(raw)
-    if workers is not None:
-        p = replace(p, run=replace(p.run, workers=workers))
+    p = params_mod.with_workers(params_mod.resolve(raw, str(params_path)), workers)
     root = root or p.source(source).get("root")
     if not root:
         raise ValueError(f"no root given and params has no sources.{source}.root")
@@ -226,8 +222,7 @@ def run_curate(
     """Call the curate flow with the task runner params.yaml (or ORCH) chooses."""
     raw = params_mod.read_raw(params_path)
     orch = orch or Orchestration.from_params(raw)
-    run = params_mod.resolve(raw).run
-    count = replace(run, workers=workers).worker_count() if workers is not None else run.worker_count()
+    count = params_mod.with_workers(params_mod.resolve(raw, str(params_path)), workers).run.worker_count()
     runner = make_task_runner(orch, count)
     return curate_flow.with_options(task_runner=runner)(
         source=source, out=str(out), root=root, params_path=params_path, workers=workers, task_runner=orch.task_runner

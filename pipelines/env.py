@@ -1,8 +1,9 @@
 """Process environment for Prefect, Dask and DVC: quiet, offline, and kept inside the project.
 
 Applied (as defaults: a value the user exported wins) before `prefect` is imported, because
-Prefect reads its settings at import time. Standard library only, so importing this costs
-nothing on the CLI's fast paths.
+Prefect reads its settings at import time. Standard library only (with fer_data.env), so
+importing this costs nothing on the CLI's fast paths. The library's own defaults (the model
+cache) are the library's: fer_data.env.
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-
-def project_root() -> Path:
-    """The source checkout this package runs from, or the working directory when installed elsewhere."""
-    here = Path(__file__).resolve().parents[1]
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
+from fer_data.env import project_root
 
 
 def defaults(root: Path | None = None) -> dict[str, str]:
@@ -36,8 +33,6 @@ def defaults(root: Path | None = None) -> dict[str, str]:
         "PREFECT_LOGGING_EXTRA_LOGGERS": "fer_data",
         # The same library logs also run outside flows (plain `fer-data curate`, tests): no warning there.
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-        # The 68-point model's arrays, parsed once from dlib's file (fer_data.faces.ert).
-        "FER_DATA_CACHE": str(root / ".cache" / "fer-data"),
         "DVC_NO_ANALYTICS": "1",
         "DASK_LOGGING__DISTRIBUTED": "warning",
     }

@@ -52,7 +52,7 @@ def pipeline_flow(
     if not names:
         raise ValueError("no sources: list them in params.yaml `sources:` or pass `sources`")
     orch = Orchestration.from_params(raw)
-    workers = params_mod.resolve(raw).run.worker_count()
+    workers = params_mod.resolve(raw, str(params_path)).run.worker_count()
     done, failed = [], []
     with dask_cluster(orch, workers) as run_orch:
         for name in names:

@@ -27,16 +27,26 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-import pipelines  # noqa: F401  (applies the environment defaults before prefect is imported)
+from fer_data.params import Block, Float, Int, ParamsError, Str, param, validated
 
-RUNNERS = ("process", "dask", "thread")
+
+class OrchestrationParams(Block):
+    """params.yaml's `orchestration:` block (declared as a `fer_data.params` entry point in pyproject.toml)."""
+
+    task_runner: Literal["process", "dask", "thread"] = param(
+        "process", "process, dask or thread", "process: every local core | dask: a Dask cluster | thread: debugging"
+    )
+    dask_address: Str | None = param(None, "null or tcp://HOST:PORT", "a running Dask scheduler (null: a local one)")
+    io_retries: Int = param(2, "an integer >= 0", "retries of planning and publishing", ge=0)
+    io_retry_delay_s: Float = param(5.0, "a number >= 0", "seconds between those retries", ge=0)
+    shard_retries: Int = param(0, "an integer >= 0", "retries of a failed shard (0: fail at the first)", ge=0)
 
 
 @dataclass(frozen=True)
 class Orchestration:
-    """params.yaml's `orchestration:` block."""
+    """params.yaml's `orchestration:` block, with command-line overrides applied."""
 
     task_runner: str = "process"
     dask_address: str | None = None
@@ -47,15 +57,10 @@ class Orchestration:
     @classmethod
     def from_params(cls, raw: Mapping[str, Any] | None, **overrides: Any) -> Orchestration:
         block = {**((raw or {}).get("orchestration") or {}), **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = sorted(set(block) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(
-                f"orchestration: unknown setting(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}"
-            )
-        orch = cls(**block)
-        if orch.task_runner not in RUNNERS:
-            raise ValueError(f"orchestration.task_runner must be one of {', '.join(RUNNERS)}, not {orch.task_runner!r}")
-        return orch
+        try:
+            return cls(**validated(OrchestrationParams, block, "orchestration", None).model_dump())
+        except ParamsError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def task_runner(orch: Orchestration, workers: int) -> Any:

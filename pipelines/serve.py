@@ -28,10 +28,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pipelines  # noqa: F401  (environment defaults before prefect)
+from pydantic import RootModel
+
 from fer_data import params as params_mod
+from fer_data.params import Block, Bool, ParamsError, Str, param, validated
 
 DEFAULT_PORT = 4200
+
+
+class ScheduleParams(Block):
+    """One entry of params.yaml's `schedules:` block."""
+
+    cron: Str = param(..., 'a cron expression, e.g. "0 2 * * *"', "when the pipeline runs")
+    timezone: Str = param("UTC", "an IANA time zone name", "the cron expression's time zone")
+    sources: list[Str] = param([], "a list of source names ([]: all)", "the sources this deployment curates")
+    active: Bool = param(True, "true or false", "false keeps the deployment but pauses its schedule")
+
+
+#: The `schedules:` block (declared as a `fer_data.params` entry point in pyproject.toml).
+SchedulesParams = RootModel[dict[str, ScheduleParams]]
 
 
 @dataclass(frozen=True)
@@ -46,15 +61,11 @@ class Schedule:
 
     @classmethod
     def parse(cls, name: str, spec: Mapping[str, Any]) -> Schedule:
-        if not spec.get("cron"):
-            raise ValueError(f'schedules.{name} needs a cron expression, e.g. cron: "0 2 * * *"')
-        return cls(
-            name,
-            str(spec["cron"]),
-            str(spec.get("timezone") or "UTC"),
-            list(spec.get("sources") or []),
-            bool(spec.get("active", True)),
-        )
+        try:
+            entry = validated(ScheduleParams, spec, f"schedules.{name}", None)
+        except ParamsError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(name, entry.cron, entry.timezone, list(entry.sources), entry.active)
 
 
 def schedules(raw: Mapping[str, Any]) -> list[Schedule]:

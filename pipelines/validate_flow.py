@@ -22,7 +22,7 @@ from fer_data import validate as gxv
 def checkpoint_task(tables: list[gxv.TableRef], params_path: str | None, report_dir: str) -> gxv.Report:
     """Load each table (memory-bounded), run its suites, write Data Docs, index.html and summary.json."""
     raw = params_mod.read_raw(params_path)
-    return gxv.validate_tables(tables, params_mod.resolve(raw), raw, report_dir)
+    return gxv.validate_tables(tables, params_mod.resolve(raw, str(params_path)), raw, report_dir)
 
 
 def resolve_tables(

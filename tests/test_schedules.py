@@ -64,7 +64,7 @@ def test_a_schedule_without_cron_is_an_error(tmp_path):
 
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"schedules": {"broken": {"timezone": "UTC"}}}))
-    with pytest.raises(ValueError, match="schedules.broken needs a cron"):
+    with pytest.raises(ValueError, match="schedules.broken.cron: must be a cron expression"):
         deployments(path)
 
 

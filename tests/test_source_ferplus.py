@@ -218,7 +218,7 @@ def test_configuration_errors_fail_at_once(tmp_path):
         get("ferplus")(tmp_path, {"fer2013_csv": "elsewhere/fer2013.csv"})
     with pytest.raises(FileNotFoundError, match="pixels: png"):
         get("ferplus")(tmp_path, {"pixels": "png"})
-    with pytest.raises(ValueError, match="pixels must be"):
+    with pytest.raises(ValueError, match="pixels: must be"):
         get("ferplus")(tmp_path, {"pixels": "jpg"})
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from fer_data import schema
+from fer_data import schema, sources
 from fer_data import validate as gxv
 from fer_data.cli import main
 from fer_data.labels import TARGET_SETS
@@ -111,6 +111,15 @@ def bad_table(folder: Path) -> Path:
     ]
     rejects = [(f"r{i}.png", "no_face") for i in range(12)] + [("odd.png", "Bad Reason!")]
     return write_table(folder, s, rows, rejects, read=40)  # 29 rows are present, metrics claim 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _named_sources():
+    """params.yaml lists only registered sources: register this module's `good` and `bad` (read as JAFFE)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("good", "bad"):
+            mp.setitem(sources.REGISTRY, name, sources.REGISTRY["jaffe"])
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,8 @@
 
 Shared by the 68-point shape predictor (fer_data.faces.ert) and the face encoder
 (fer_data.faces.embed): dlib's Python bindings evaluate its models but do not hand out their
-parameters, so the files are parsed here once and the arrays cached (FER_DATA_CACHE, else
-$XDG_CACHE_HOME/fer-data, else ~/.cache/fer-data), written atomically because parallel
-workers may race to create the same file.
+parameters, so the files are parsed here once and the arrays cached (fer_data.env.cache_dir),
+written atomically because parallel workers may race to create the same file.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from fer_data.env import cache_dir
 
 
 class Reader:
@@ -73,13 +74,6 @@ class Reader:
         values = np.frombuffer(self.data, "<f4", count, self.pos).reshape(shape)
         self.pos += 4 * count
         return values.astype(np.float32)
-
-
-def cache_dir() -> Path:
-    if os.environ.get("FER_DATA_CACHE"):
-        return Path(os.environ["FER_DATA_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fer-data"
 
 
 def cached_arrays(path: str | Path, version: int, parse: Callable[[Path], dict[str, np.ndarray]]) -> dict:

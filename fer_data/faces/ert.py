@@ -11,9 +11,8 @@ dlib's rounding to whole pixels the points are the same (tests/test_faces_ert.py
 the unrounded values.
 
 Reading dlib's serialisation takes ~12 s in Python, so the arrays are cached once as .npz
-(FER_DATA_CACHE, else $XDG_CACHE_HOME/fer-data, else ~/.cache/fer-data), written atomically
-because parallel workers may race to create it. numba caches the compiled kernel beside this
-module (~7 s to compile once, ~0.5 s to load).
+(in fer_data.env.cache_dir), written atomically because parallel workers may race to create it.
+numba caches the compiled kernel beside this module (~7 s to compile once, ~0.5 s to load).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from fer_data.faces.dlib_format import Reader, cache_dir, cached_arrays  # noqa: F401  (cache_dir: public here too)
+from fer_data.faces.dlib_format import Reader, cached_arrays
 
 #: Bumped when the cached arrays' layout changes.
 CACHE_FORMAT = 1

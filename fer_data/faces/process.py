@@ -13,7 +13,7 @@ from fer_data.faces import align, landmarks, quality
 from fer_data.faces.detect import Detection, choose_face, detect_faces
 from fer_data.imageio import UnreadableImage, read_image
 from fer_data.params import Params
-from fer_data.sources.base import EXTRA_FIELDS, Reject, Sample, sha256_bytes
+from fer_data.records import EXTRA_FIELDS, Reject, Sample, sha256_bytes
 
 
 def sample_id(source: str, locator: str) -> str:

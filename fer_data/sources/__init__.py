@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+from fer_data.records import Reason, reason_table
 from fer_data.sources.base import Reject, Sample, Source
 
 REGISTRY: dict[str, str] = {
@@ -36,4 +37,10 @@ def get(name: str) -> type[Source]:
     return getattr(importlib.import_module(module), attr)
 
 
-__all__ = ["REGISTRY", "Reject", "Sample", "Source", "get", "names"]
+def reasons(name: str | None = None) -> dict[str, Reason]:
+    """The reject reasons a run of source NAME can give (of every registered source when None)."""
+    chosen = [name] if name is not None else names()
+    return reason_table(reason for n in chosen if n in REGISTRY for reason in get(n).reasons)
+
+
+__all__ = ["REGISTRY", "Reject", "Sample", "Source", "get", "names", "reasons"]

@@ -10,7 +10,7 @@ CSV header: subDirectory_filePath,face_x,face_y,face_width,face_height,facial_la
 expression,valence,arousal. The face box is AffectNet's own detection and is used as is
 (`Sample.face_box` = x, y, x+w-1, y+h-1): no detector runs. `facial_landmarks` holds 136
 `;`-separated numbers (68 x/y pairs) that become `provided_landmarks`, so the curated table
-measures how well our fit agrees with AffectNet's. Expression codes (`labels.AFFECTNET`):
+measures how well our fit agrees with AffectNet's. Expression codes (`LABELS`):
 0 neutral .. 7 contempt, and 8 none / 9 uncertain / 10 no-face, which are rejected as
 `not_an_emotion` with their meaning in the detail. Valence and arousal (-1..1; -2 means
 not applicable) go to the `valence` / `arousal` columns, -2 as null. Splits: training.csv
@@ -36,13 +36,28 @@ import math
 from array import array
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, placed_landmarks, write_image
-from fer_data.sources.base import Reject, Sample, Source, relative_locator
+from fer_data.params import Str, param
+from fer_data.sources.base import Reject, Sample, Source, SourceParams, relative_locator
+
+LABELS = {
+    0: labels.NEUTRAL,
+    1: labels.HAPPINESS,
+    2: labels.SADNESS,
+    3: labels.SURPRISE,
+    4: labels.FEAR,
+    5: labels.DISGUST,
+    6: labels.ANGER,
+    7: labels.CONTEMPT,
+    8: labels.NOT_AN_EMOTION,
+    9: labels.NOT_AN_EMOTION,
+    10: labels.NOT_AN_EMOTION,
+}
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +87,18 @@ class BadField(ValueError):
     """A CSV field that does not hold what its column promises."""
 
 
+class AffectNetParams(SourceParams):
+    lists: dict[Str, Literal["train", "val", "test"]] = param(
+        {"training.csv": "train", "validation.csv": "val"}, "a mapping list file -> train|val|test", "the label lists"
+    )
+    lists_dir: Str | None = param(None, "null or a folder", "where the lists are (null: the root, then LIST_DIRS)")
+    images_dir: Str = param("Manually_Annotated_Images", "a folder", "the lists' subDirectory_filePath is below it")
+
+
 class AffectNet(Source):
     name = "affectnet"
-    defaults: Mapping[str, Any] = {
-        "lists": {"training.csv": "train", "validation.csv": "val"},  # list file -> split
-        "lists_dir": None,  # None: the root, then Manually_Annotated_file_lists/
-        "images_dir": "Manually_Annotated_Images",
-    }
+    params_model = AffectNetParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def _list_path(self, name: str) -> Path | None:
         dirs = (self.params["lists_dir"],) if self.params.get("lists_dir") else LIST_DIRS
@@ -185,7 +205,7 @@ class AffectNet(Source):
         if w <= 0 or h <= 0:
             return self.reject(locator, "bad_face_box", f"face box {w}x{h} at ({x}, {y}) has no area")
         try:
-            label = labels.to_canonical(labels.AFFECTNET, code)
+            label = labels.to_canonical(LABELS, code)
         except labels.UnknownLabel as exc:
             return self.reject(locator, "unknown_label", f"{exc} (AffectNet codes are 0-10)")
         if label == labels.NOT_AN_EMOTION:

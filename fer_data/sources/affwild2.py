@@ -9,7 +9,7 @@ below the root, e.g. `6th ABAW Annotations/EXPR_Recognition_Challenge/`):
     videos/<video>.mp4 | .avi               raw videos (`video_dirs`; downloads use batch1/, batch2/, new_vids/)
 
 An annotation file's first line names the classes (`Neutral,Anger,...,Surprise,Other`; the
-older files have no `Other`), mapped through `labels.AFFWILD2` by name, never by position.
+older files have no `Other`), mapped through `LABELS` by name, never by position.
 Line i+1 is the class index of frame i (frame 1 = `00001.jpg` = the video's first decoded
 frame); -1 means the frame is not annotated. `<base>_left.txt` / `<base>_right.txt` annotate
 the two people of the two-person video `<base>.mp4`: their samples keep the face on that half
@@ -54,14 +54,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import KeyedSource, Reject, Sample
+from fer_data.params import Float, Int, Str, param
+from fer_data.records import Kind, Reason
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
+
+#: Aff-Wild2 / ABAW expression class names as written on the annotation files' first line.
+LABELS = {
+    "Neutral": labels.NEUTRAL,
+    "Anger": labels.ANGER,
+    "Disgust": labels.DISGUST,
+    "Fear": labels.FEAR,
+    "Happiness": labels.HAPPINESS,
+    "Sadness": labels.SADNESS,
+    "Surprise": labels.SURPRISE,
+    "Other": labels.NOT_AN_EMOTION,
+}
 
 log = logging.getLogger("fer_data.sources.affwild2")
 
@@ -70,7 +84,7 @@ MAX_LINE_REJECTS = 20
 UNANNOTATED = -1
 SIDE = re.compile(r"^(?P<base>.+)_(?P<side>left|right)$")
 RANGE = re.compile(r"^(?P<rel>.+)#(?P<start>\d+)-(?P<end>\d+)$")
-CLASS_NAMES = {k.lower(): v for k, v in labels.AFFWILD2.items()}
+CLASS_NAMES = {k.lower(): v for k, v in LABELS.items()}
 
 
 @dataclass
@@ -161,32 +175,48 @@ class Piece:
         return self.end is None or self.end >= frames
 
 
+class AffWild2Params(SourceParams):
+    annotation_dirs: list[Str] = param(
+        ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
+        "a list of folder names",
+        "the annotation folder names looked for, in order",
+    )
+    set_splits: dict[Str, Literal["train", "val", "test"]] = param(
+        {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},
+        "a mapping set folder -> train|val|test",
+        "the split each annotation set folder stands for",
+    )
+    search_depth: Int = param(3, "an integer >= 1", "how deep below the root the annotation folder is looked for", ge=1)
+    frames: Literal["auto", "cropped", "video"] = param(
+        "auto", "auto, cropped or video", "crops (cropped_aligned/), decoded videos, or crops when present"
+    )
+    frames_dir: Str = param("cropped_aligned", "a folder name", "the crop folders' parent")
+    frame_name: Str = param("{:05d}.jpg", "a format string", "a crop's file name from its 1-based frame number")
+    video_dirs: list[Str] = param(
+        ["videos", "batch1", "batch2", "new_vids"], "a list of folder names", "where videos are looked for"
+    )
+    video_extensions: list[Str] = param([".mp4", ".avi"], "a list of suffixes", "video file suffixes")
+    frame_stride: Int = param(
+        10, "an integer >= 1", "every n-th annotated frame (neighbours are near duplicates)", ge=1
+    )
+    max_frames_per_video: Int = param(0, "an integer >= 0 (0: no cap)", "most frames a video, spread over it", ge=0)
+    expected_face_fraction: Float = param(
+        0.25, "a number in (0, 1]", "in-the-wild faces: about a quarter of the frame height", gt=0, le=1
+    )
+    decode_threads: Int = param(1, "an integer >= 1", "FFmpeg threads a video (the engine's processes scale)", ge=1)
+
+
 class AffWild2(KeyedSource):
     name = "affwild2"
-    defaults: Mapping[str, Any] = {
-        "annotation_dirs": ["EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"],
-        "set_splits": {"Train_Set": "train", "Training_Set": "train", "Validation_Set": "val"},
-        "search_depth": 3,  # how deep below the root the annotation folder is looked for
-        "frames": "auto",  # cropped | video | auto (crops when the video's crop folder exists)
-        "frames_dir": "cropped_aligned",
-        "frame_name": "{:05d}.jpg",
-        "video_dirs": ["videos", "batch1", "batch2", "new_vids"],
-        "video_extensions": [".mp4", ".avi"],
-        "frame_stride": 10,
-        "max_frames_per_video": 0,  # 0 = no cap
-        "expected_face_fraction": 0.25,  # in-the-wild faces: about a quarter of the frame height
-        "decode_threads": 1,  # FFmpeg threads per video; the engine's processes are the parallelism
-    }
+    reasons = (Reason("unannotated", Kind.POLICY, "frames the annotation file marks -1 (not annotated)"),)
+    params_model = AffWild2Params
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"classes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         p = self.params
-        if p["frames"] not in ("auto", "cropped", "video"):
-            raise ValueError(f"affwild2: frames must be auto, cropped or video, not {p['frames']!r}")
         self.stride = int(p["frame_stride"])
         self.cap = int(p["max_frames_per_video"])
-        if self.stride < 1 or self.cap < 0:
-            raise ValueError("affwild2: frame_stride must be >= 1 and max_frames_per_video >= 0")
 
     # --- listing -------------------------------------------------------------------------
 
@@ -331,8 +361,7 @@ class AffWild2(KeyedSource):
             return self.reject(
                 locator,
                 "unknown_label",
-                f"class {native!r} from the header of {ann.rel} is not an "
-                f"Aff-Wild2 class ({', '.join(labels.AFFWILD2)})",
+                f"class {native!r} from the header of {ann.rel} is not an Aff-Wild2 class ({', '.join(LABELS)})",
             )
         split = self.params["set_splits"].get(ann.set_dir) if ann.set_dir else None
         return Sample(
@@ -485,7 +514,7 @@ class AffWild2(KeyedSource):
                 frame = np.clip(crop + int(6 * math.sin(n / 3)), 0, 255).astype(np.uint8)
                 write_image(out_dir / "cropped_aligned" / "demo_004" / f"{n:05d}.jpg", frame, quality=92)
         ann = out_dir / "annotations" / "EXPR_Classification_Challenge"
-        header = ",".join(labels.AFFWILD2)
+        header = ",".join(LABELS)
         write_annotation(ann / "Train_Set" / "demo_001.txt", header, _segments(48, offset=0))
         write_annotation(ann / "Train_Set" / "demo_003_left.txt", header, _segments(40, offset=2))
         write_annotation(ann / "Validation_Set" / "demo_002.txt", header, _segments(40, offset=4))

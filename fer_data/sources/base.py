@@ -10,78 +10,71 @@ registry line in fer_data.sources.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
+from pydantic import create_model
 
-#: Extra per-sample values a source may set (Sample.extra); each is a nullable column of
-#: the curated table (fer_data.schema), so every source's table shares one schema.
-EXTRA_FIELDS = ("valence", "arousal", "label_votes")
+from fer_data.params import Block, Str, param, validated
+from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
 
-
-@dataclass
-class Sample:
-    """One image of a dataset, before any face work.
-
-    The image is either already decoded (`pixels`: CSV rows, video frames) or a file
-    (`path`) that the worker process decodes, so that decoding runs in parallel and the
-    main process never holds more than a chunk of images.
-    """
-
-    source: str
-    locator: str  # root-relative path, or "file.csv:LINE"; stable across machines
-    label_native: str | None
-    label: str | None  # canonical name (fer_data.labels) or None when unlabelled
-    split: str | None = None  # train / val / test, when the dataset defines one
-    split_original: str | None = None  # the dataset's own split name
-    subject_id: str | None = None
-    sequence_id: str | None = None
-    frame_index: int | None = None
-    pixels: np.ndarray | None = None
-    path: str | None = None
-    raw_sha256: str | None = None
-    precropped: bool = False  # the whole frame is the face box (FER2013)
-    face_box: tuple[int, int, int, int] | None = None  # given detection: left, top, right, bottom
-    face_side: str | None = None  # "left" / "right": keep the face on that side (two-person videos)
-    provided_landmarks: np.ndarray | None = None  # (68, 2) in original image coordinates
-    expected_face_fraction: float = 0.5  # expected face width / min(image side), for detection scale
-    extra: dict[str, Any] = field(default_factory=dict)
+#: Re-exported: sources and their tests import the records from here.
+__all__ = [
+    "EXTRA_FIELDS",
+    "KeyedSource",
+    "Reason",
+    "Reject",
+    "Sample",
+    "Source",
+    "SourceParams",
+    "relative_locator",
+    "sha256_bytes",
+]
 
 
-@dataclass(frozen=True)
-class Reject:
-    """An input that could not become a curated row, and why (a short reason code + detail)."""
+class SourceParams(Block):
+    """A source's `sources.<name>` block; each source extends it with its own keys (and documents them)."""
 
-    source: str
-    locator: str
-    reason: str
-    detail: str = ""
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def relative_locator(root: Path, path: Path) -> str:
-    """Root-relative POSIX path: the stable, machine-independent name of a file sample."""
-    return path.relative_to(root).as_posix()
+    root: Str | None = param(None, "a folder path", "the dataset folder as distributed (relative to the project)")
 
 
 class Source(ABC):
     """A dataset in its native layout. Subclasses set `name` and implement `__iter__`."""
 
     name: ClassVar[str]
-    #: Per-source params defaults, overridden by params.yaml's `sources.<name>` block.
+    #: The schema of params.yaml's `sources.<name>` block: defaults, allowed values, descriptions.
+    params_model: ClassVar[type[SourceParams]] = SourceParams
+    #: The model's defaults (without `root`), what `self.params` starts from.
     defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Reject reasons this source gives beyond fer_data.records.REASONS whose kind is not a
+    #: data problem (label policy, no face), so that rates and reports count them right.
+    reasons: ClassVar[tuple[Reason, ...]] = ()
+    #: The dataset's native label -> canonical label tables (fer_data.labels), by what they key on.
+    #: A code that is not a key is an unknown label, never a guess.
+    label_tables: ClassVar[Mapping[str, Mapping[Any, str]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "params_model" in cls.__dict__:
+            cls.defaults = {
+                k: f.get_default(call_default_factory=True)
+                for k, f in cls.params_model.model_fields.items()
+                if k != "root"
+            }
+        elif "defaults" in cls.__dict__:  # a source that lists defaults only: its keys, any values
+            fields = {k: (Any, v) for k, v in cls.defaults.items()}
+            cls.params_model = create_model(f"{cls.__name__}Params", __base__=SourceParams, **fields)
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         self.root = Path(root)
-        self.params = {**self.defaults, **(params or {})}
+        given = dict(params or {})
+        # Values are checked here too (sources built directly, in tests and notebooks); unknown keys
+        # only by params.resolve, because a front class hands its whole block to its readers.
+        fields = self.params_model.model_fields
+        validated(self.params_model, {k: v for k, v in given.items() if k in fields}, f"sources.{self.name}", None)
+        self.params = {**self.defaults, **given}
         if not self.root.exists():
             raise FileNotFoundError(f"{self.name}: dataset root {self.root} does not exist")
 

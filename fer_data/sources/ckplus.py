@@ -7,7 +7,7 @@ Layout (the four zips of the distribution, unpacked side by side):
     Landmarks/S005/001/S005_001_00000001_landmarks.txt      68 lines of "x y" (AAM tracks)
 
 Some copies name the label folder `Emotion_labels` (the zip's name); both are found. Codes:
-0 neutral .. 7 surprise (`labels.CKPLUS`). Only 327 of the 593 sequences have an emotion file;
+0 neutral .. 7 surprise (`LABELS`). Only 327 of the 593 sequences have an emotion file;
 it sits at the peak (last) frame. Frames are 640x490 grey, 640x480 or 720x480 colour.
 
 Which frames get which label. A sequence runs from a neutral face to the peak, so its first
@@ -42,14 +42,27 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, placed_landmarks, write_image
 from fer_data.imageio import is_image_file
-from fer_data.sources.base import KeyedSource, Reject, Sample, relative_locator
+from fer_data.params import Bool, Float, Str, param
+from fer_data.records import Kind, Reason
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams, relative_locator
+
+LABELS = {
+    0: labels.NEUTRAL,
+    1: labels.ANGER,
+    2: labels.CONTEMPT,
+    3: labels.DISGUST,
+    4: labels.FEAR,
+    5: labels.HAPPINESS,
+    6: labels.SADNESS,
+    7: labels.SURPRISE,
+}
 
 log = logging.getLogger(__name__)
 
@@ -112,24 +125,31 @@ def parse_landmarks(text: str) -> np.ndarray:
     return points
 
 
+class CKPlusParams(SourceParams):
+    neutral_frames: Float = param(
+        0.2, "a number >= 0 (< 1: a fraction, >= 1: a count)", "first frames of a sequence labelled neutral", ge=0
+    )
+    peak_frames: Float = param(
+        0.3, "a number >= 0 (< 1: a fraction, >= 1: a count)", "last frames labelled the sequence's emotion", ge=0
+    )
+    unlabelled_as_neutral: Bool = param(
+        False, "true or false", "sequences without an emotion file still give their first frames as neutral"
+    )
+    # Faces are about half the 490/480 px frame height (dlib box ~250-300 px on real CK+).
+    expected_face_fraction: Float = param(0.5, "a number in (0, 1]", "face width / frame height", gt=0, le=1)
+    images_dir: Str | None = param(None, "null or a folder", "the image folder (null: the first of IMAGE_DIRS)")
+    emotion_dir: Str | None = param(None, "null or a folder", "the emotion labels (null: Emotion/ or Emotion_labels/)")
+    landmarks_dir: Str | None = param(None, "null or a folder", "the provided landmarks (null: Landmarks/)")
+
+
 class CKPlus(KeyedSource):
     name = "ckplus"
-    defaults: Mapping[str, Any] = {
-        "neutral_frames": 0.2,  # first 20% of a sequence -> neutral
-        "peak_frames": 0.3,  # last 30% -> the sequence's emotion
-        "unlabelled_as_neutral": False,
-        # Faces are about half the 490/480 px frame height (dlib box ~250-300 px on real CK+).
-        "expected_face_fraction": 0.5,
-        "images_dir": None,  # None: the first of IMAGE_DIRS that exists
-        "emotion_dir": None,
-        "landmarks_dir": None,
-    }
+    reasons = (Reason("between_neutral_and_peak", Kind.POLICY, "a frame between the neutral onset and the peak"),)
+    params_model = CKPlusParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
-        for key in ("neutral_frames", "peak_frames"):
-            if float(self.params[key]) < 0:
-                raise ValueError(f"sources.ckplus.{key} must be >= 0 (a fraction below 1, or a frame count)")
         images = self._folder("images_dir", IMAGE_DIRS)
         if images is None:
             raise FileNotFoundError(f"ckplus: no {IMAGE_DIRS[0]}/ folder under {self.root}")
@@ -199,13 +219,13 @@ class CKPlus(KeyedSource):
         peak, neutral = number > length - n_peak, number <= n_neutral
         if label is None:
             if neutral and self.params["unlabelled_as_neutral"]:
-                code, canonical = 0, labels.CKPLUS[0]
+                code, canonical = 0, LABELS[0]
             else:
                 code, canonical = None, None
         elif peak:
             code, canonical = label.code, label.label
         elif neutral:
-            code, canonical = 0, labels.CKPLUS[0]
+            code, canonical = 0, LABELS[0]
         else:
             return self.reject(locator, "between_neutral_and_peak", _between_detail(number, length, n_neutral, n_peak))
         return Sample(
@@ -292,7 +312,7 @@ class CKPlus(KeyedSource):
         except ValueError as exc:
             return SequenceLabel(locator, frame, reason="bad_label_file", detail=str(exc))
         try:
-            return SequenceLabel(locator, frame, code=code, label=labels.to_canonical(labels.CKPLUS, code))
+            return SequenceLabel(locator, frame, code=code, label=labels.to_canonical(LABELS, code))
         except labels.UnknownLabel as exc:
             return SequenceLabel(locator, frame, reason="unknown_label", detail=f"{exc} (CK+ codes are 0-7)")
 

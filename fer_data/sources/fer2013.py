@@ -15,7 +15,7 @@ When several are present, one source of rows is read, never two copies of the sa
 `fer2013.csv`, else `icml_face_data.csv`, else `train.csv` + `test.csv` (the order torchvision
 uses). `csv_files: [a.csv, b.csv]` names the files explicitly instead.
 
-Labels: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral (`labels.FER2013`).
+Labels: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral (`LABELS`).
 Every image is a 48x48 face crop (`precropped`), so no detector runs. A row's locator is
 `<file>:<line>` with the header as line 1 (`fer2013.csv:637`); `raw_sha256` is the sha256 of the
 pixel field as written. Bad rows become rejects with their line: `truncated_row` (wrong number
@@ -25,7 +25,7 @@ of fields), `wrong_pixel_count`, `non_numeric_pixel`, `pixel_out_of_range`, `unk
 
 Image-folder layout (`layout: folders`): Kaggle's `train/<class>/*.jpg` + `test/<class>/*.jpg`
 with class folders angry, disgust, fear, happy, neutral, sad, surprise
-(`labels.FER2013_FOLDERS`; other folder names are rejected as `unknown_label` unless mapped in
+(`FOLDER_LABELS`; other folder names are rejected as `unknown_label` unless mapped in
 `class_map`). The split is the folder's; file names like `Training_123.jpg` / `PublicTest_…` /
 `PrivateTest_…` keep the image's origin, which becomes `split_original`.
 
@@ -41,15 +41,37 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import Reject, Sample, Source
+from fer_data.params import Bool, Str, param
+from fer_data.sources.base import Reject, Sample, Source, SourceParams
 from fer_data.sources.fer2013_csv import PixelCsv, PixelRow, records_per_shard
-from fer_data.sources.folder import ClassFolders
+from fer_data.sources.folder import ClassFolders, FolderParams
+
+LABELS = {
+    0: labels.ANGER,
+    1: labels.DISGUST,
+    2: labels.FEAR,
+    3: labels.HAPPINESS,
+    4: labels.SADNESS,
+    5: labels.SURPRISE,
+    6: labels.NEUTRAL,
+}
+
+#: Folder names of the Kaggle image-folder variant of FER2013 (and of CK+48-style trees).
+FOLDER_LABELS = {
+    "angry": labels.ANGER,
+    "disgust": labels.DISGUST,
+    "fear": labels.FEAR,
+    "happy": labels.HAPPINESS,
+    "sad": labels.SADNESS,
+    "surprise": labels.SURPRISE,
+    "neutral": labels.NEUTRAL,
+}
 
 log = logging.getLogger("fer_data.sources.fer2013")
 
@@ -61,7 +83,6 @@ CSV_CHOICES: tuple[tuple[str, ...], ...] = (("fer2013.csv",), ("icml_face_data.c
 #: Split of the Kaggle files that have no Usage column.
 FILE_SPLITS = {"train": "train", "test": "test"}
 ORIGIN = re.compile(r"^(Training|PublicTest|PrivateTest)_")
-LAYOUTS = ("auto", "csv", "folders")
 
 
 def csv_files(root: Path, explicit: object = "auto") -> list[str]:
@@ -176,7 +197,7 @@ def fer2013_label(values: Mapping[str, str]) -> tuple[str | None, str | None]:
     if not native.isdigit():
         raise labels.UnknownLabel(f"emotion {native!r} is not an integer 0..6")
     try:
-        return native, labels.to_canonical(labels.FER2013, int(native))
+        return native, labels.to_canonical(LABELS, int(native))
     except labels.UnknownLabel:
         raise labels.UnknownLabel(f"emotion {native} is not one of FER2013's codes 0..6") from None
 
@@ -191,18 +212,22 @@ def split_of(values: Mapping[str, str], stem: str, has_usage: bool) -> tuple[str
     return USAGE_SPLITS[usage], usage
 
 
+class FER2013FoldersParams(FolderParams):
+    precropped: Bool = param(True, "true or false", "FER2013's images are 48x48 face crops")
+
+
 class FER2013Folders(ClassFolders):
     """Kaggle's image-folder variant: `train|test/<class>/<Origin>_<n>.jpg`, 48x48 crops."""
 
     name = NAME
-    defaults: Mapping[str, Any] = {**ClassFolders.defaults, "precropped": True, "subject_pattern": None}
+    params_model = FER2013FoldersParams
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         # FER2013's own seven folder names only: a stray folder is an error to see, not a guess.
         class_map = self.params.get("class_map") or {}
         mapped = labels.folder_table(class_map)  # validates the names it maps to
-        self.table = {k.lower(): v for k, v in labels.FER2013_FOLDERS.items()}
+        self.table = {k.lower(): v for k, v in FOLDER_LABELS.items()}
         self.table.update({str(k).lower(): mapped[str(k).lower()] for k in class_map})
 
     def items(self, key: str) -> Iterator[Sample | Reject]:
@@ -213,23 +238,29 @@ class FER2013Folders(ClassFolders):
             yield item
 
 
+class FER2013Params(SourceParams):
+    layout: Literal["auto", "csv", "folders"] = param(
+        "auto", "auto, csv or folders", "csv when a FER2013 CSV is in the root (auto), else the image folders"
+    )
+    csv_files: Literal["auto"] | list[Str] = param(
+        "auto",
+        "auto or a list of root-relative CSV files",
+        "auto: fer2013.csv, else icml_face_data.csv, else train+test",
+    )
+    images_subdir: Str = param("images", "a folder", "folders layout: train/ + test/ in the root, else below this")
+    class_map: dict[Str, Str] = param({}, "a mapping folder name -> canonical class", "folders layout: extra names")
+
+
 class FER2013(Source):
     """`--source fer2013`: picks the layout (see the module docstring) and reads it."""
 
     name = NAME
-    defaults: Mapping[str, Any] = {
-        "layout": "auto",  # auto | csv | folders
-        "csv_files": "auto",  # or a list of root-relative CSV files
-        "images_subdir": "images",  # where the folder variant may sit below the root
-        "class_map": {},  # folder layout: extra folder names -> canonical class
-    }
+    params_model = FER2013Params
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS, "folders": FOLDER_LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
-        layout = self.params["layout"]
-        if layout not in LAYOUTS:
-            raise ValueError(f"{NAME}: layout must be one of {LAYOUTS}, got {layout!r}")
-        self.layout, self.impl = self._open(layout)
+        self.layout, self.impl = self._open(self.params["layout"])
 
     def _open(self, layout: str) -> tuple[str, Source]:
         files = csv_files(self.root, self.params.get("csv_files", "auto"))

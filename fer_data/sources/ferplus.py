@@ -54,11 +54,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import Reject, Sample, Source, relative_locator
+from fer_data.params import Str, param
+from fer_data.records import Kind, Reason
+from fer_data.sources.base import Reject, Sample, Source, SourceParams, relative_locator
 from fer_data.sources.fer2013 import USAGE_SPLITS, demo_usage, write_fer2013_csv
 from fer_data.sources.fer2013_csv import (
     Line,
@@ -71,6 +73,32 @@ from fer_data.sources.fer2013_csv import (
     split_fields,
 )
 
+#: FER+ vote columns, in the order they appear in fer2013new.csv / label.csv.
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+LABELS = {
+    "neutral": labels.NEUTRAL,
+    "happiness": labels.HAPPINESS,
+    "surprise": labels.SURPRISE,
+    "sadness": labels.SADNESS,
+    "anger": labels.ANGER,
+    "disgust": labels.DISGUST,
+    "fear": labels.FEAR,
+    "contempt": labels.CONTEMPT,
+    "unknown": labels.NOT_AN_EMOTION,
+    "NF": labels.NOT_AN_EMOTION,
+}
+
 log = logging.getLogger("fer_data.sources.ferplus")
 
 NAME = "ferplus"
@@ -78,7 +106,6 @@ VOTES_FILE = "fer2013new.csv"
 #: FER+'s label.csv folders and the FER2013 Usage each holds.
 LABEL_DIRS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
 MODES = ("majority", "plurality")
-VOTE_COLUMNS = labels.FERPLUS_COLUMNS  # 8 emotions, then unknown, NF
 EMOTION_COLUMNS = VOTE_COLUMNS[:8]
 #: fer2013new.csv columns read (header names, lower case).
 VOTES_WANTED = ("usage", "image name", *(c.lower() for c in VOTE_COLUMNS))
@@ -125,7 +152,7 @@ WINNERS = {"majority": majority, "plurality": plurality}
 
 def vote_distribution(votes: Sequence[float]) -> list[float] | None:
     """Votes of the 8 emotions as fractions, in labels.CANONICAL order (None without any)."""
-    by_label = {labels.FERPLUS[c]: v for c, v in zip(EMOTION_COLUMNS, votes)}
+    by_label = {LABELS[c]: v for c, v in zip(EMOTION_COLUMNS, votes)}
     total = sum(by_label.values())
     if total <= 0:
         return None
@@ -182,27 +209,38 @@ class _Tail:
             yield self.source.reject(first, reason, f"{count} row(s) from {first} to {last}: {detail}")
 
 
+class FERPlusParams(SourceParams):
+    pixels: Literal["auto", "fer2013_csv", "png"] = param(
+        "auto",
+        "auto, fer2013_csv or png",
+        "fer2013.csv joined by row, or FER+'s PNG folders; auto: fer2013_csv when that file exists",
+    )
+    label_mode: Literal["majority", "plurality"] = param(
+        "majority", "majority or plurality", "FER+'s majority rule, or the most votes (ties rejected)"
+    )
+    votes: Literal["fer2013new", "label_csv"] = param(
+        "fer2013new", "fer2013new or label_csv", "fer2013_csv layout: votes from fer2013new.csv or label.csv"
+    )
+    fer2013_csv: Str = param("fer2013.csv", "a file path", "FER2013's pixels, relative to the root or absolute")
+    unmatched_rows: Literal["reject", "summary"] = param(
+        "reject", "reject or summary", "rows one file has and the other lacks: a reject each, or one a shard"
+    )
+
+
 class FERPlus(Source):
     name = NAME
-    defaults: Mapping[str, Any] = {
-        "pixels": "auto",  # auto | fer2013_csv (fer2013.csv + fer2013new.csv) | png (data/FER2013*/ PNGs + label.csv)
-        "label_mode": "majority",  # majority | plurality
-        "votes": "fer2013new",  # fer2013new (fer2013new.csv) | label_csv (data/FER2013*/label.csv)
-        "fer2013_csv": "fer2013.csv",  # FER2013's pixels: relative to the root, or absolute
-        "unmatched_rows": "reject",  # reject (one per row) | summary (one per shard)
-    }
+    reasons = (
+        Reason("not_a_face", Kind.POLICY, "FER+ annotators marked the FER2013 image not a face"),
+        Reason("no_majority", Kind.POLICY, "no class wins the votes under label_mode"),
+    )
+    params_model = FERPlusParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"vote_columns": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         self.mode = self.params["label_mode"]
         if self.mode not in MODES:
             raise ValueError(f"{NAME}: label_mode must be one of {MODES}, got {self.mode!r}")
-        if self.params["votes"] not in ("fer2013new", "label_csv"):
-            raise ValueError(f"{NAME}: votes must be fer2013new or label_csv, got {self.params['votes']!r}")
-        if self.params["unmatched_rows"] not in ("reject", "summary"):
-            raise ValueError(f"{NAME}: unmatched_rows must be reject or summary, got {self.params['unmatched_rows']!r}")
-        if self.params["pixels"] not in ("auto", "fer2013_csv", "png"):
-            raise ValueError(f"{NAME}: pixels must be auto, fer2013_csv or png, got {self.params['pixels']!r}")
         self.pixels_path = self.root / self.params["fer2013_csv"]  # an absolute path stays absolute
         self.votes_path = self.root / VOTES_FILE
         self.layout = self._layout()
@@ -390,7 +428,7 @@ class FERPlus(Source):
             )
             return self.reject(locator, "no_majority", f"{image}: no class has {rule} ({describe(votes)})")
         column = VOTE_COLUMNS[winner]
-        label = labels.FERPLUS[column]
+        label = LABELS[column]
         if label == labels.NOT_AN_EMOTION:
             return self.reject(
                 locator, "not_an_emotion", f"{image}: the {self.mode} vote is {column!r} ({describe(votes)})"

@@ -38,12 +38,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import field_validator
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.imageio import IMAGE_SUFFIXES
-from fer_data.sources.base import KeyedSource, Reject, Sample
+from fer_data.params import Bool, Float, Str, param
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
 
 log = logging.getLogger("fer_data.sources.folder")
 
@@ -130,17 +133,36 @@ class Place:
 Labelled = tuple[str | None, str | None] | Reject
 
 
+class FolderParams(SourceParams):
+    class_map: dict[Str, Str] = param(
+        {}, "a mapping folder name -> canonical class", "extra or overriding folder names"
+    )
+    split_dirs: dict[Str, Literal["train", "val", "test"]] = param(
+        DEFAULT_SPLIT_DIRS, "a mapping folder name -> train|val|test", "split folder names (lower case)"
+    )
+    precropped: Bool = param(False, "true or false", "true for tight face crops (CK+48, FER2013 images)")
+    expected_face_fraction: Float = param(0.5, "a number in (0, 1]", "face width / image side", gt=0, le=1)
+    subject_pattern: Str | None = param(
+        None, "null or a regular expression", "searched in the file name; group `subject` (else the match) is the id"
+    )
+
+    @field_validator("subject_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"subject_pattern: must be a regular expression ({exc})") from None
+        return pattern
+
+
 class ClassFolders(KeyedSource):
     """`root/[<split>/]<class>/**/<image>` trees; subclasses override `label_of` / `subject_of`."""
 
     name = "folder"
-    defaults: Mapping[str, Any] = {
-        "class_map": {},  # extra or overriding folder names -> canonical label
-        "split_dirs": DEFAULT_SPLIT_DIRS,
-        "precropped": False,  # True for tight face crops (CK+48, FER2013 images)
-        "expected_face_fraction": 0.5,
-        "subject_pattern": None,  # regex searched in the file name, e.g. '^(?P<subject>S\\d+)_'
-    }
+    params_model = FolderParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"folders": labels.FOLDER_NAMES}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
@@ -151,11 +173,7 @@ class ClassFolders(KeyedSource):
         self.subject_re = re.compile(pattern) if pattern else None
 
     def _split_table(self, split_dirs: Mapping[str, str]) -> dict[str, str]:
-        table = {str(k).lower(): str(v) for k, v in split_dirs.items()}
-        bad = {k: v for k, v in table.items() if v not in SPLITS}
-        if bad:
-            raise ValueError(f"{self.name}: split_dirs must map folder names to one of {sorted(SPLITS)}, got {bad}")
-        return table
+        return {str(k).lower(): str(v) for k, v in split_dirs.items()}  # values checked by FolderParams
 
     # --- listing -------------------------------------------------------------------------
 

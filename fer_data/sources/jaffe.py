@@ -11,19 +11,37 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import KeyedSource, Reject, Sample, relative_locator
+from fer_data.params import Float, param
+from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams, relative_locator
+
+LABELS = {
+    "AN": labels.ANGER,
+    "DI": labels.DISGUST,
+    "FE": labels.FEAR,
+    "HA": labels.HAPPINESS,
+    "NE": labels.NEUTRAL,
+    "SA": labels.SADNESS,
+    "SU": labels.SURPRISE,
+}
 
 NAME = re.compile(r"^(?P<subject>[A-Za-z]{2})\.(?P<expr>[A-Za-z]{2})(?P<repeat>\d+)\.(?P<serial>\d+)\.tiff?$")
+
+
+class JAFFEParams(SourceParams):
+    expected_face_fraction: Float = param(
+        0.5, "a number in (0, 1]", "face width / image side, for the detection scale", gt=0, le=1
+    )
 
 
 class JAFFE(KeyedSource):
     name = "jaffe"
     # Faces fill about half of the 256 px frame.
-    defaults: Mapping[str, Any] = {"expected_face_fraction": 0.5}
+    params_model = JAFFEParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def keys(self) -> Iterator[str]:
         files = (p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
@@ -36,9 +54,9 @@ class JAFFE(KeyedSource):
             return
         code = m["expr"].upper()
         try:
-            label = labels.to_canonical(labels.JAFFE, code)
+            label = labels.to_canonical(LABELS, code)
         except labels.UnknownLabel as exc:
-            yield self.reject(key, "unknown_label", f"{exc} (JAFFE codes: {', '.join(labels.JAFFE)})")
+            yield self.reject(key, "unknown_label", f"{exc} (JAFFE codes: {', '.join(LABELS)})")
             return
         yield Sample(
             source=self.name,
@@ -55,7 +73,7 @@ class JAFFE(KeyedSource):
         """3 subjects x 7 expressions x 2 repeats; every third subject's files are palette TIFFs."""
         serial = 1
         for s, subject in enumerate(("KA", "KL", "KM")):
-            for e, code in enumerate(labels.JAFFE):
+            for e, code in enumerate(LABELS):
                 for repeat in (1, 2):
                     grey = faces.portrait(s * 14 + e * 2 + repeat, 256, face_fraction=0.5)
                     path = out_dir / f"{subject}.{code}{repeat}.{serial}.tiff"

@@ -6,7 +6,7 @@ Layout:
     Image/aligned/train_00001_aligned.jpg  100x100 faces, already aligned by the authors
     Image/original/train_00001.jpg         the full web photos
 
-Codes 1 surprise .. 7 neutral (`labels.RAFDB`). The split is the file-name prefix (train /
+Codes 1 surprise .. 7 neutral (`LABELS`). The split is the file-name prefix (train /
 test; RAF-DB has no validation split). 12,271 train and 3,068 test images.
 
 `image_set` picks the images. `aligned` (default): the 100x100 crops are used whole as the
@@ -29,11 +29,22 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.base import Reject, Sample, Source
+from fer_data.params import Float, Str, param
+from fer_data.sources.base import Reject, Sample, Source, SourceParams
+
+LABELS = {
+    1: labels.SURPRISE,
+    2: labels.FEAR,
+    3: labels.DISGUST,
+    4: labels.HAPPINESS,
+    5: labels.SADNESS,
+    6: labels.ANGER,
+    7: labels.NEUTRAL,
+}
 
 IMAGE_NAME = re.compile(r"^[\w.-]+\.(jpe?g|png|bmp)$", re.IGNORECASE)
 SPLITS = {"train": "train", "test": "test"}
@@ -54,20 +65,25 @@ class LabelLine:
         return prefix if prefix in SPLITS else None
 
 
+class RAFDBParams(SourceParams):
+    image_set: Literal["aligned", "original"] = param(
+        "aligned", "aligned or original", "Image/aligned (100x100 crops, used whole) or Image/original (detected)"
+    )
+    label_file: Str = param("EmoLabel/list_patition_label.txt", "a root-relative file", "the label list")
+    images_dir: Str | None = param(None, "null or a folder", "the images (null: Image/aligned or Image/original)")
+    expected_face_fraction: Float | None = param(
+        None, "null or a number in (0, 1]", "face width / image side (null: 0.8 aligned, 0.4 original)", gt=0, le=1
+    )
+
+
 class RAFDB(Source):
     name = "rafdb"
-    defaults: Mapping[str, Any] = {
-        "image_set": "aligned",
-        "label_file": "EmoLabel/list_patition_label.txt",
-        "images_dir": None,  # None: Image/aligned or Image/original, per image_set
-        "expected_face_fraction": None,  # None: 0.8 for aligned crops, 0.4 for original photos
-    }
+    params_model = RAFDBParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS}
 
     def __init__(self, root: str | Path, params: Mapping[str, Any] | None = None):
         super().__init__(root, params)
         image_set = self.params["image_set"]
-        if image_set not in IMAGE_SETS:
-            raise ValueError(f"sources.rafdb.image_set must be one of {sorted(IMAGE_SETS)}, not {image_set!r}")
         folder, fraction = IMAGE_SETS[image_set]
         self.images_dir = PurePosixPath(self.params["images_dir"] or folder)
         self.precropped = image_set == "aligned"
@@ -135,7 +151,7 @@ class RAFDB(Source):
         locator = self.image_locator(entry.name)
         where = f"{self.label_locator}:{entry.line}"
         try:
-            label = labels.to_canonical(labels.RAFDB, entry.code)
+            label = labels.to_canonical(LABELS, entry.code)
         except labels.UnknownLabel as exc:
             return self.reject(locator, "unknown_label", f"{exc} at {where} (RAF-DB codes are 1-7)")
         path = self.root / locator

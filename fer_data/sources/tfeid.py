@@ -5,7 +5,7 @@ Layout as circulated: class-named folders of ~480x600 colour `.jpg` portraits (f
 check, so this parser assumes the convention that code using the dataset relies on: the
 stem split on `_` has the subject as its first token and, as its last token, a code that
 starts with `ng ag dg fg hg sg pg` (neutral, anger, disgust, fear, happiness, sadness,
-surprise; `labels.TFEID_CODES`), e.g. `anger/m01_ag1.jpg`.
+surprise; `LABELS`), e.g. `anger/m01_ag1.jpg`.
 
 Decisions:
 * When the file name carries a code (at least two `_` tokens and a known code), it gives the
@@ -24,15 +24,27 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.sources.folder import ClassFolders, Labelled, Place
+from fer_data.params import Float, param
+from fer_data.sources.folder import ClassFolders, FolderParams, Labelled, Place
 
-CODE = re.compile(r"^(?P<code>" + "|".join(labels.TFEID_CODES) + ")", re.IGNORECASE)
+#: TFEID file-name expression codes (last `_` token of the stem starts with one of these).
+LABELS = {
+    "ng": labels.NEUTRAL,
+    "ag": labels.ANGER,
+    "dg": labels.DISGUST,
+    "fg": labels.FEAR,
+    "hg": labels.HAPPINESS,
+    "sg": labels.SADNESS,
+    "pg": labels.SURPRISE,
+}
+
+CODE = re.compile(r"^(?P<code>" + "|".join(LABELS) + ")", re.IGNORECASE)
 
 
 def parse_name(stem: str) -> tuple[str, str] | None:
@@ -44,9 +56,14 @@ def parse_name(stem: str) -> tuple[str, str] | None:
     return (tokens[0], m["code"].lower()) if m else None
 
 
+class TFEIDParams(FolderParams):
+    expected_face_fraction: Float = param(0.45, "a number in (0, 1]", "face width / image side", gt=0, le=1)
+
+
 class TFEID(ClassFolders):
     name = "tfeid"
-    defaults: Mapping[str, Any] = {**ClassFolders.defaults, "expected_face_fraction": 0.45}
+    params_model = TFEIDParams
+    label_tables: ClassVar[Mapping[str, Mapping]] = {"codes": LABELS, "folders": labels.FOLDER_NAMES}
 
     def name_carries_label(self, place: Place) -> bool:
         return parse_name(place.stem) is not None
@@ -56,7 +73,7 @@ class TFEID(ClassFolders):
         if parsed is None:
             return super().label_of(place)
         code = parsed[1]
-        label = labels.to_canonical(labels.TFEID_CODES, code)
+        label = labels.to_canonical(LABELS, code)
         folder = self.table.get(place.class_dir.lower()) if place.class_dir else None
         if folder is not None and folder != label:
             return self.reject(
