@@ -2,9 +2,8 @@
 
 Shared by the 68-point shape predictor (fer_data.faces.ert) and the face encoder
 (fer_data.faces.embed): dlib's Python bindings evaluate its models but do not hand out their
-parameters, so the files are parsed here once and the arrays cached (FER_DATA_CACHE, else
-$XDG_CACHE_HOME/fer-data, else ~/.cache/fer-data), written atomically because parallel
-workers may race to create the same file.
+parameters, so the files are parsed here once and the arrays cached (fer_data.env.cache_dir),
+written atomically because parallel workers may race to create the same file.
 """
 
 from __future__ import annotations
