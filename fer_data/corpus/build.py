@@ -159,12 +159,13 @@ def decide(
     t2 = time.perf_counter()
     subjects = identity.subject_keys(rows["source"].tolist(), rows["subject_id"].tolist())
     if cp.identities.cluster:
-        id_roots = identity.cluster(emb, subjects, rows["source"].tolist(), cp.identities)
+        id_roots = identity.cluster(emb, subjects, rows["source"].tolist(), cp.identities, same=dup_roots)
     else:
         uf = UnionFind(len(rows))
         uf.union_labels(subjects)
+        uf.union_pairs(zip(range(len(rows)), dup_roots))  # a copy shows the same person
         id_roots = uf.roots()
-    names = identity.identity_names(id_roots, subjects, ids)
+    names = identity.identity_names(id_roots, subjects, ids, anonymous=cp.identities.cluster)
     t3 = time.perf_counter()
     leak_uf = UnionFind(len(rows))
     leak_uf.union_pairs(zip(range(len(rows)), dup_roots))
