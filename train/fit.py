@@ -117,8 +117,10 @@ class Run:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=params.lr_factor, patience=params.lr_patience
         )
-        weights = corpus.class_weights("train") if params.class_weights else None
+        weights = corpus.class_weights("train") if params.loss_weights == "class" else None
         self.class_weights = torch.tensor(weights, device=self.device) if weights else None
+        if params.loss_weights == "sample" and self.stores["train"].weights is None:
+            raise ValueError(f"train.loss_weights is sample but {corpus.root}'s shards have no sample_weight column")
         self.progress = Progress()
         self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correct since the last flush
         self.train_batches = ShardBatches(
@@ -187,7 +189,11 @@ class Run:
         target = batch["target"].to(self.device, non_blocking=True) if p.soft_labels and "target" in batch else label
         with _autocast(self.device, p.amp):
             logits = self.model(_layout(x, self.channels_last))
-        loss = F.cross_entropy(logits.float(), target, weight=self.class_weights)
+        if p.loss_weights == "sample":
+            w = batch["weight"].to(self.device, non_blocking=True)
+            loss = (F.cross_entropy(logits.float(), target, reduction="none") * w).sum() / w.sum().clamp_min(1e-12)
+        else:
+            loss = F.cross_entropy(logits.float(), target, weight=self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
