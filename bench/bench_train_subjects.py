@@ -146,6 +146,7 @@ def main() -> None:
             disjoint = run_scheme(
                 rows, grouped_folds(rows["group"], args.folds, seed), args.folds, params, Path(tmp) / "g"
             )
+            print(json.dumps({"seed": seed, "subject_disjoint": disjoint}), flush=True)
             leaky = run_scheme(
                 rows, row_folds(len(rows["label"]), args.folds, seed), args.folds, params, Path(tmp) / "r"
             )
