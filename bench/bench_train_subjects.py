@@ -7,8 +7,9 @@
         --params P   # P: params.yaml with corpus.identities.cluster: false (subject ids are the identities)
     .venv/bin/python bench/bench_train_subjects.py --corpus /tmp/tb/corpus --folds 5
 
-The corpus's rows (duplicates already dropped) are cut into K folds twice: by the corpus's leak
-groups (every person in one fold: what the corpus's splits guarantee) and by row (people in
+The corpus's rows (--rows kept: duplicates already dropped; --rows all: every curated row it read,
+near-duplicate frames included, each with the leak group the corpus gave it) are cut into K folds
+twice: by the corpus's leak groups (every person in one fold: what the corpus's splits guarantee) and by row (people in
 several folds: what a random split does). For each fold, the model trains on the other folds (one of
 them held out for validation: learning-rate plateau, early stopping, best epoch) and predicts the
 fold, so every row is predicted once per scheme; accuracy and macro F1 are pooled over all rows.
@@ -61,6 +62,23 @@ def read_rows(corpus: Corpus) -> dict[str, np.ndarray]:
     }
 
 
+def read_all_rows(corpus: Corpus) -> dict[str, np.ndarray]:
+    """Every curated row the corpus read, duplicates included, with the leak group the corpus gave it."""
+    groups = pq.read_table(corpus.root / "groups.parquet", columns=["sample_id", "leak_group"]).to_pydict()
+    group_of = dict(zip(groups["sample_id"], groups["leak_group"]))
+    out = {k: [] for k in ("image", "label", "source", "group", "sample_id")}
+    h, w = corpus.image["height"], corpus.image["width"]
+    for name, info in sorted(corpus.manifest["sources"].items()):
+        t = pq.read_table(Path(info["curated"]) / "curated.parquet", columns=["sample_id", "image", "label_index"])
+        for sid, img, label in zip(*(t.column(c).to_pylist() for c in ("sample_id", "image", "label_index"))):
+            out["image"].append(np.frombuffer(img, np.uint8).reshape(h, w))
+            out["label"].append(label)
+            out["source"].append(name)
+            out["group"].append(group_of[sid])
+            out["sample_id"].append(sid)
+    return {k: np.stack(v) if k == "image" else np.array(v) for k, v in out.items()}
+
+
 def grouped_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold per row; whole groups to the currently smallest fold, largest groups first (ties in seeded order)."""
     rng = np.random.default_rng(seed)
@@ -101,20 +119,34 @@ def main() -> None:
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument(
+        "--rows",
+        choices=("kept", "all"),
+        default="kept",
+        help="kept: the corpus's rows (duplicates dropped); all: every curated row it read (sources.*.curated)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (a shared machine: 1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     corpus = Corpus.open(args.corpus)
     CLASSES[:] = corpus.classes
-    rows = read_rows(corpus)
+    rows = read_rows(corpus) if args.rows == "kept" else read_all_rows(corpus)
     people = len(set(rows["group"]))
-    result = {"rows": len(rows["label"]), "leak_groups": people, "folds": args.folds, "params": PARAMS, "runs": []}
+    result = {
+        "row_set": args.rows,
+        "rows": len(rows["label"]),
+        "leak_groups": people,
+        "folds": args.folds,
+        "params": PARAMS,
+        "runs": [],
+    }
     for seed in args.seeds:
         with tempfile.TemporaryDirectory(prefix="bench-subjects-") as tmp:
             params = build(TrainParams, {**PARAMS, "seed": seed, "cache_dir": f"{tmp}/cache"}, "train")
             disjoint = run_scheme(
                 rows, grouped_folds(rows["group"], args.folds, seed), args.folds, params, Path(tmp) / "g"
             )
+            print(json.dumps({"seed": seed, "subject_disjoint": disjoint}), flush=True)
             leaky = run_scheme(
                 rows, row_folds(len(rows["label"]), args.folds, seed), args.folds, params, Path(tmp) / "r"
             )

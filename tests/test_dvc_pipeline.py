@@ -144,7 +144,7 @@ def test_metrics_plots_and_local_remote(project, reproduced):
     trained = files["data/train/metrics.json"]["data"]
     assert {"accuracy", "macro_f1", "per_class", "by_source"} <= set(trained["test"])
     test_rows = json.loads((root / "data/corpus/manifest.json").read_text())["splits"]["test"]["rows"]
-    assert len(plots["data/train/plots/predictions_test.csv"][0]["content"]["data"]["values"]) == test_rows
+    assert len(plots["Confusion matrix (test)"][0]["content"]["data"]["values"]) == test_rows
     assert "data/train/plots/confusion_test.png" in plots
 
     remote = root.parent / "dvc-remote"

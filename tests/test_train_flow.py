@@ -16,7 +16,14 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 def _params(tmp_path, **train) -> str:
     path = tmp_path / "params.yaml"
-    block = {"model": "baseline", "epochs": 1, "batch_size": 32, "cache_dir": str(tmp_path / "cache"), **train}
+    block = {
+        "model": "baseline",
+        "epochs": 1,
+        "loss_weights": "sample",
+        "batch_size": 32,
+        "cache_dir": str(tmp_path / "cache"),
+        **train,
+    }
     path.write_text(yaml.safe_dump({"train": block}))
     return str(path)
 

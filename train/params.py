@@ -61,7 +61,7 @@ class TrainParams:
     lr_factor: float = rule(0.5, lambda v: 0 < v < 1, "a number in (0, 1)")
     lr_patience: int = rule(2, _non_negative, "an integer >= 0")
     early_stop_patience: int = rule(6, _positive, "an integer > 0")
-    class_weights: bool = True
+    loss_weights: str = _one_of("class", "sample", "none")
     soft_labels: bool = True
     augment: Augment = field(default_factory=Augment)
     tta_flip: bool = True
