@@ -229,7 +229,9 @@ def statistical(args) -> dict:
     out["null"] = {"batches": args.null, "false_alarm_rate": rate, "by_check": per}
     out["seconds_per_battery"] = (time.perf_counter() - t) / args.null
     print(json.dumps(out["null"]), flush=True)
-    out["power"] = {}
+    out["power"] = {"embedding_test": not args.power_without_embeddings}
+    if args.power_without_embeddings:
+        cfg = cfg.model_copy(update={"embedding": cfg.embedding.model_copy(update={"enabled": False})})
     for kind in ("brightness_-20%", "blur_sigma_1", "jpeg_q30", "class_mix"):
         pop = shifted(pool, kind, args.work)
         weights = class_weights(pool, 0.10) if kind == "class_mix" else None
@@ -284,6 +286,9 @@ def main() -> None:
     # The profile's embedding sample (default 5,000 in params): 2,000 here keeps 1,000+ exact MMD
     # permutation tests affordable on 2 shared cores; the test's level does not depend on it.
     ap.add_argument("--embedding-sample", type=int, default=2000)
+    # Power batteries without the embedding test (it can only add failures): 4x200 exact MMD tests are
+    # ~an hour on 2 cores shared with other work.
+    ap.add_argument("--power-without-embeddings", action="store_true")
     ap.add_argument("--mmd-only", action="store_true")
     ap.add_argument("--reference", type=int, default=50000)
     ap.add_argument("--batch", type=int, default=5000)

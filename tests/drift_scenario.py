@@ -8,19 +8,14 @@ batch has a strongly different class mix and darker, blurrier images, and nothin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from fer_data.demo import DemoFaces, write_image
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-CANONICAL = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 #: Darker and blurrier: grey levels x 0.6 (the dark end of an under-exposed phone photo), Gaussian sigma 1.5.
 DARKEN = 0.6
 BLUR_SIGMA = 1.5
@@ -47,36 +42,19 @@ def cycle(n: int, offset: int = 0) -> list[str]:
     return [CLASSES[(k + offset) % len(CLASSES)] for k in range(n)]
 
 
+def build_reference(tmp: Path) -> Path:
+    """Every demo face once, curated and built into a corpus by `fer-data corpus`'s engine: TMP/corpus."""
+    from support import single_process
+
+    from fer_data.corpus import build_corpus, table_from_dir
+    from fer_data.curate import curate
+
+    write_tree(tmp / "ref", list(range(100)), cycle(100))
+    curate("folder", tmp / "ref", tmp / "ref_curated", single_process())
+    build_corpus([table_from_dir(tmp / "ref_curated")], tmp / "corpus", {})
+    return tmp / "corpus"
+
+
 def skewed(n: int) -> list[str]:
     """Mostly happy and sad (the production mix of the second seed paper's app), a few neutral."""
     return [("happy", "happy", "sad", "neutral")[k % 4] for k in range(n)]
-
-
-def write_corpus(curated: Path, out: Path, classes=CANONICAL) -> Path:
-    """A corpus in the contract's layout (manifest.json + shards/train/part-00000.parquet) from curated rows."""
-    table = ds.dataset(str(curated), format="parquet").to_table()
-    n = table.num_rows
-    table = table.rename_columns(["split_dataset" if c == "split" else c for c in table.column_names])
-    ids = table.column("sample_id")
-    for name, col in (
-        ("split", pa.array(["train"] * n)),
-        ("dup_group", ids),
-        ("identity", pa.array([None] * n, pa.string())),
-        ("leak_group", ids),
-        ("sample_weight", pa.array([1.0] * n, pa.float32())),
-        ("label_source", pa.array(["dataset"] * n)),
-    ):
-        table = table.append_column(name, col)
-    shard = out / "shards" / "train" / "part-00000.parquet"
-    shard.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, shard)
-    manifest = {
-        "kind": "fer-data-corpus",
-        "corpus_version": "1",
-        "target_set": "fer2013_7",
-        "classes": list(classes),
-        "splits": {"train": {"rows": n}},
-        "shards": [{"path": "shards/train/part-00000.parquet", "split": "train", "rows": n}],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return out

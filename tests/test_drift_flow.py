@@ -11,9 +11,7 @@ import sys
 import drift_scenario as sc
 import pytest
 import yaml
-from support import single_process
 
-from fer_data.curate import curate
 from fer_data.drift.ledger import Ledger, ready_batches
 
 PARAMS = {"run": {"workers": 1, "shard_size": 16}, "drift": {"schedule": {"settle_seconds": 0, "cron": "15 7 * * *"}}}
@@ -22,9 +20,7 @@ PARAMS = {"run": {"workers": 1, "shard_size": 16}, "drift": {"schedule": {"settl
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("drift-flow")
-    sc.write_tree(tmp / "ref", list(range(100)), sc.cycle(100))
-    curate("folder", tmp / "ref", tmp / "ref_curated", single_process())
-    sc.write_corpus(tmp / "ref_curated" / "curated.parquet", tmp / "corpus")
+    sc.build_reference(tmp)
     (tmp / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     (tmp / "inbox").mkdir()
     return tmp
