@@ -19,7 +19,8 @@ from fer_data.corpus.decisions import COLUMNS, DecisionsError, write_empty
 from fer_data.review import detect
 from fer_data.review.build import ISSUES_SCHEMA, review
 from fer_data.review.params import resolve
-from train.oof import assign_folds, hog, oof_params
+from train.oof import assign_folds, hog
+from train.oof_params import oof_params
 
 # ---- confident learning on known probabilities ---------------------------------------------------
 
@@ -250,3 +251,37 @@ def test_the_project_params_review_block_is_valid():
     raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     p = resolve(raw)
     assert oof_params(p.oof).folds == raw["review"]["oof"]["folds"]
+
+
+def test_train_oof_command_scores_every_row_by_a_model_that_never_saw_its_group(tmp_path, capsys):
+    from train.__main__ import main as train_main
+    from train.oof import read_oof
+
+    images = np.stack([ct.face(i) for i in range(40)])
+    labels = np.arange(40) % 4
+    groups = [f"person{i // 4}" for i in range(40)]  # ten people, four faces each
+    corpus = rf.corpus_of(tmp_path / "corpus", images, labels, [f"f{i}.png" for i in range(40)], groups)
+    assert train_main(["oof", "--corpus", str(corpus), "--out", str(tmp_path / "oof"), "--params", "none.yaml",
+                       "--folds", "3", "--model", "hog_logreg"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["rows"] == 40
+    rows, probs = read_oof(tmp_path / "oof")
+    frame = rows.to_pandas()
+    assert len(frame) == 40 and probs.shape == (40, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (frame.groupby("leak_group")["fold"].nunique() == 1).all() and frame["fold"].nunique() == 3
+    assert train_main(["oof", "--corpus", str(corpus), "--out", str(tmp_path / "x"), "--folds", "1"]) == 2
+
+
+def test_fer_data_review_refuses_bad_params_before_work(tmp_path):
+    from click.testing import CliRunner
+
+    from fer_data.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text("review:\n  oof:\n    folds: 1\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    res = CliRunner().invoke(
+        main, ["review", "--corpus", str(corpus), "--out", str(tmp_path / "out"), "--params", str(params)]
+    )
+    assert res.exit_code != 0 and "review.oof.folds: must be an integer >= 2" in res.output
+    assert not (tmp_path / "out").exists()

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +33,11 @@ from train import models
 from train.augment import affine, step_generator, to_input
 from train.data import Corpus, CorpusError, ShardStore
 from train.fit import pick_device
-from train.params import Augment, _one_of, _positive, build, rule
+from train.oof_params import EMBEDDING_MODEL, HOG_MODEL, OofParams
 
 log = logging.getLogger("train.oof")
 
 SPLIT = "train"
-EMBEDDING_MODEL = "embedding_logreg"
-HOG_MODEL = "hog_logreg"
 #: HOG geometry: 8 px cells, 9 unsigned orientations, 2x2-cell blocks L2-normalised and clipped at 0.2
 #: (Dalal and Triggs' defaults); on a 48 px face that is 900 features. 8 px beat 6 px on CK+48 (85 vs 78 %).
 HOG_CELL, HOG_BINS, HOG_CLIP = 8, 9, 0.2
@@ -52,29 +49,6 @@ LOGREG_L2 = 1e-2
 LOGREG_ITERATIONS = 200
 OOF_FILE = "oof.parquet"
 SUMMARY_FILE = "oof.json"
-
-
-@dataclass(frozen=True)
-class OofParams:
-    """The out-of-fold training settings (params.yaml `review.oof`, documented there)."""
-
-    folds: int = rule(5, lambda v: v >= 2, "an integer >= 2")
-    model: str = _one_of(HOG_MODEL, "five_layer", "baseline", "resnet18", EMBEDDING_MODEL)
-    epochs: int = rule(10, _positive, "an integer > 0")
-    batch_size: int = rule(64, lambda v: v >= 2, "an integer >= 2")
-    lr: float = rule(0.05, _positive, "a number > 0")
-    momentum: float = rule(0.9, lambda v: 0 <= v < 1, "a number in [0, 1)")
-    weight_decay: float = rule(5e-4, lambda v: v >= 0, "a number >= 0")
-    augment: Augment = field(default_factory=Augment)
-    tta_flip: bool = True
-    seed: int = 0
-    device: str = _one_of("auto", "cpu", "cuda")
-    cache_dir: str | None = None
-
-
-def oof_params(raw: dict | None, where: str = "review.oof") -> OofParams:
-    """OofParams from a mapping; train.params.ParamsError (one line, naming WHERE.key) when a value is wrong."""
-    return build(OofParams, raw, where)
 
 
 def assign_folds(groups: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndarray:
