@@ -167,6 +167,23 @@ def flow_train(corpus: str, out_dir: str, params_path: str | None, resume: bool)
     click.echo(json.dumps({s: metrics[s]["accuracy"] for s in ("val", "test") if s in metrics}, sort_keys=True))
 
 
+@flow_group.command("review")
+@click.option("--corpus", "corpus_dir", default="data/corpus", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default="data/review/issues", show_default=True, type=click.Path(file_okay=False))
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+def flow_review(corpus_dir: str, out_dir: str, params_path: str | None) -> None:
+    """Label review with the `label-review` flow (see `fer-data review --help`)."""
+    from pipelines.review_flow import review_flow
+
+    params_path = _params_path(params_path)
+    load_params(params_path)  # refused here, before Prefect starts, in one line
+    try:
+        summary = _run(lambda: review_flow(corpus_dir, out_dir, params_path))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({k: summary[k] for k in ("rows", "flagged", "ambiguous")}, sort_keys=True))
+
+
 @flow_group.command("pipeline")
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)

@@ -43,7 +43,8 @@ def _evaluate(args) -> int:
 def _oof(args) -> int:
     import yaml
 
-    from train.oof import oof_params, out_of_fold
+    from train.oof import out_of_fold
+    from train.oof_params import oof_params
 
     raw = {}
     if args.params and Path(args.params).exists():

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from fer_data.curate import new_staging, swap_into_place
 from fer_data.review import detect
+from fer_data.review.page import write_page
 from fer_data.review.params import ReviewParams, oof, resolve
 
 log = logging.getLogger("fer_data.review")
@@ -74,8 +75,6 @@ def review(corpus_dir: str | Path, out_dir: str | Path, raw: Mapping[str, Any] |
         pq.write_table(table, staging / ISSUES)
         summary = _summary(table, issues, oof_summary, oof_summary["classes"], time.perf_counter() - start)
         (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-        from fer_data.review.page import write_page
-
         write_page(staging / PAGE, Path(corpus_dir), table, summary, p)
         swap_into_place(staging, out, PUBLISH_ORDER)
     finally:
@@ -146,8 +145,8 @@ def _summary(table: pa.Table, found: detect.Issues, oof_summary: dict, classes: 
     q = found.joint
     return {
         "rows": table.num_rows,
-        "flagged": int(pc_sum(table, "issue")),
-        "ambiguous": int(pc_sum(table, "ambiguous")),
+        "flagged": int(_count_true(table, "issue")),
+        "ambiguous": int(_count_true(table, "ambiguous")),
         "suggested": {a: int(actions.get(a, 0)) for a in ("relabel", "drop", "keep")},
         "estimated_noise_rate": round(float(q.sum() - np.trace(q)), 4) if q.size else 0.0,
         "thresholds": {c: round(float(t), 4) for c, t in zip(classes, found.thresholds)},
@@ -158,5 +157,5 @@ def _summary(table: pa.Table, found: detect.Issues, oof_summary: dict, classes: 
     }
 
 
-def pc_sum(table: pa.Table, column: str) -> int:
+def _count_true(table: pa.Table, column: str) -> int:
     return int(np.asarray(table.column(column).to_numpy(zero_copy_only=False), bool).sum())

@@ -1,6 +1,6 @@
 """The `review:` block of params.yaml: label review's schema, defaults and validation (one owner, one model).
 
-Its `oof:` sub-block (how the out-of-fold models train) is defined once, in train.oof.OofParams
+Its `oof:` sub-block (how the out-of-fold models train) is defined once, in train.oof_params.OofParams
 (train/ runs where pydantic may be absent); it is checked here through that definition, so
 `fer-data review`, `python -m train oof` and `dvc repro` refuse the same values with the same message.
 """
@@ -20,7 +20,7 @@ class ReviewParams(BaseModel):
 
     #: Stewards' decisions (sample_id, action, new_label, who, why); the corpus build applies them. null: none.
     decisions: str | None = None
-    #: Out-of-fold training (train.oof.OofParams: folds, model, epochs, batch_size, lr, ...).
+    #: Out-of-fold training (train.oof_params.OofParams: folds, model, epochs, batch_size, lr, ...).
     oof: dict[str, Any] = {}
     #: Which rows are flagged: confident learning's pruning rule.
     filter_by: Literal["prune_by_noise_rate", "confident_learning", "both"] = "prune_by_noise_rate"
@@ -40,7 +40,7 @@ class ReviewParams(BaseModel):
     @field_validator("oof")
     @classmethod
     def _oof(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from train.oof import oof_params
+        from train.oof_params import oof_params
         from train.params import ParamsError as TrainParamsError
 
         try:
@@ -61,7 +61,7 @@ def resolve(raw: Mapping[str, Any] | None) -> ReviewParams:
 
 
 def oof(p: ReviewParams):
-    """train.oof.OofParams of the block."""
-    from train.oof import oof_params
+    """train.oof_params.OofParams of the block."""
+    from train.oof_params import oof_params
 
     return oof_params(p.oof, "review.oof")
