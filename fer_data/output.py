@@ -177,3 +177,22 @@ def _exchange(staging: Path, out: Path) -> None:
     os.rename(out, old)
     os.rename(staging, out)
     os.rename(old, staging)
+
+
+@contextlib.contextmanager
+def publishing(out: Path | str, ours: Iterable[str]) -> Iterator[Path]:
+    """A staging folder for a whole output (corpus, review) that becomes OUT in one switch on success.
+
+    The curated tables' rules for any output: one run at a time (the lock), what a killed run
+    left is cleaned first, and a failure leaves the previous OUT as it was. OURS names what the
+    run writes (anything else already in OUT, such as DVC's .gitignore, is carried over).
+    """
+    out = Path(out)
+    with exclusive(out):
+        clean_stale(out)
+        staging = new_staging(out)
+        try:
+            yield staging
+            switch(staging, out, ours)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -76,19 +76,11 @@ def build_corpus(
     decisions.check(raw)
     out = Path(out_dir)
     start = time.perf_counter()
-    # The curated tables' publication rules (fer_data.output): one run at a time, leftovers of a
-    # killed run cleaned, the whole corpus switched into place in one step.
-    with output.exclusive(out):
-        output.clean_stale(out)
-        staging = output.new_staging(out)
-        try:
-            manifest = _build(tables, staging, cp, params, raw)
-            manifest_path = staging / MANIFEST
-            manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-            _write_report(staging, cp)
-            output.switch(staging, out, PUBLISH_ORDER)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    with output.publishing(out, PUBLISH_ORDER) as staging:
+        manifest = _build(tables, staging, cp, params, raw)
+        manifest_path = staging / MANIFEST
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _write_report(staging, cp)
     log.info("corpus: %s published in %.1f s", out, time.perf_counter() - start)
     return manifest
 

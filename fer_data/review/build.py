@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fer_data.curate import new_staging, swap_into_place
+from fer_data import output
 from fer_data.review import detect
 from fer_data.review.page import write_page
 from fer_data.review.params import ReviewParams, oof, resolve
@@ -66,8 +65,7 @@ def review(corpus_dir: str | Path, out_dir: str | Path, raw: Mapping[str, Any] |
     oof_p = oof(p)
     start = time.perf_counter()
     out = Path(out_dir)
-    staging = new_staging(out)
-    try:
+    with output.publishing(out, PUBLISH_ORDER) as staging:
         oof_summary = out_of_fold(corpus_dir, staging / OOF_DIR, oof_p)
         rows, probs = read_oof(staging / OOF_DIR)
         meta = _shard_meta(Path(corpus_dir))
@@ -76,9 +74,6 @@ def review(corpus_dir: str | Path, out_dir: str | Path, raw: Mapping[str, Any] |
         summary = _summary(table, issues, oof_summary, oof_summary["classes"], time.perf_counter() - start)
         (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         write_page(staging / PAGE, Path(corpus_dir), table, summary, p)
-        swap_into_place(staging, out, PUBLISH_ORDER)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log.info("review: %s: %d rows, %d flagged, %d ambiguous", out, summary["rows"], summary["flagged"],
              summary["ambiguous"])  # fmt: skip
     return summary
