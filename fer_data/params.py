@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic import Strict as _Strict
 
 from fer_data import plugins
-from fer_data.labels import TargetSet, target_set
+from fer_data.labels import CANONICAL, NOT_AN_EMOTION, TargetSet, target_set
 
 log = logging.getLogger("fer_data.params")
 
@@ -43,6 +43,8 @@ Bool = StrictBool
 Int = StrictInt
 Str = StrictStr
 Float = Annotated[float, _Strict()]  # an int is accepted (YAML writes 4.0 as 4)
+#: What a `class_map` may map a folder name to: a canonical class, or not_an_emotion.
+ClassName = Literal[(*CANONICAL, NOT_AN_EMOTION)]
 
 
 def param(default: Any, allowed: str, description: str, **constraints: Any) -> Any:

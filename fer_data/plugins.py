@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import tomllib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ PARAMS_BLOCKS = "fer_data.params"
 
 
 def declared(group: str) -> dict[str, str]:
-    """Entry name -> "module:attr" declared in GROUP.
+    """Entry name -> "module:attr" declared in GROUP (a copy: callers may extend it)."""
+    return dict(_declared(group))
+
+
+@cache
+def _declared(group: str) -> dict[str, str]:
+    """Entry name -> "module:attr" declared in GROUP, read once a process (installs do not change under it).
 
     Installed metadata first; in a source checkout its pyproject.toml wins, so an entry added
     there works before the editable install's metadata is rebuilt (run.py reinstalls on change).

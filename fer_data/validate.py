@@ -142,8 +142,43 @@ def check_params(block: Mapping[str, Any]) -> None:
     """The `validation:` block's owner check (fer_data.params.BLOCK_OWNERS): every key, every source override."""
     raw = {"validation": block}
     settings(raw, "")
-    for source in block.get("sources") or {}:
+    overrides = block.get("sources") or {}
+    if not isinstance(overrides, Mapping):
+        raise ValueError(f"validation.sources: must be a mapping source -> settings (got {overrides!r})")
+    for source, override in overrides.items():
         settings(raw, source)
+        _check_types(override or {}, f"validation.sources.{source}")
+    _check_types(block, "validation")
+
+
+def _check_types(block: Mapping[str, Any], where: str) -> None:
+    """Each setting has its default's type; rates, shares and `mostly` lie in [0, 1]."""
+    for key, value in block.items():
+        default, path = DEFAULTS.get(key), f"{where}.{key}"
+        if key == "sources" or (value is None and key == "ranges"):
+            continue
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            if not _is_number(value):
+                raise ValueError(f"{path}: must be a number (got {value!r})")
+            if key.endswith(("_rate", "_share", "mostly")) and not 0 <= value <= 1:
+                raise ValueError(f"{path}: must be a number in [0, 1] (got {value!r})")
+        elif isinstance(default, list) and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"{path}: must be a list of reason codes (got {value!r})")
+        elif isinstance(default, Mapping) and not isinstance(value, Mapping):
+            raise ValueError(f"{path}: must be a mapping (got {value!r})")
+    for name, limit in (block.get("max_reason_rates") or {}).items():
+        if not _is_number(limit) or not 0 <= limit <= 1:
+            raise ValueError(f"{where}.max_reason_rates.{name}: must be a number in [0, 1] (got {limit!r})")
+    for column, spec in (block.get("ranges") or {}).items():
+        for bound, value in (spec or {}).items() if isinstance(spec, Mapping | None) else [("", spec)]:
+            if bound not in ("min", "max", "mostly") or not (value is None or _is_number(value)):
+                raise ValueError(
+                    f"{where}.ranges.{column}: must be {{min, max, mostly}} numbers or null (got {spec!r})"
+                )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _check_keys(block: Mapping[str, Any], where: str) -> None:

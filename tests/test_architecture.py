@@ -72,21 +72,35 @@ def test_flow_commands_come_from_the_entry_point_group():
 
 
 def test_curate_runs_without_importing_prefect(tmp_path):
-    """`fer-data curate` end to end in a fresh interpreter: Prefect (and pipelines) never imported."""
+    """`fer-data curate` end to end in a fresh interpreter, with the project's params.yaml: no Prefect, Dask or GX.
+
+    The orchestration and schedules blocks are still checked: their owners (pipelines.runners,
+    pipelines.serve, found through entry points) import Prefect only inside their functions.
+    """
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
     script = f"""
 import json, sys
 from fer_data.cli import main
 for args in (["demo", {str(tmp_path / "raw")!r}, "--source", "jaffe"],
              ["curate", "--source", "jaffe", "--root", {str(tmp_path / "raw" / "jaffe")!r},
-              "--out", {str(tmp_path / "out")!r}, "--workers", "1"]):
+              "--out", {str(tmp_path / "out")!r}, "--workers", "1", "--params", {str(params)!r}]):
     try:
         main(args)
     except SystemExit as exc:
         assert exc.code in (0, None), exc.code
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("prefect", "pipelines", "dask"))))
+heavy = ("prefect", "dask", "distributed", "great_expectations", "dvc")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=True
     ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
     assert (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_a_command_whose_package_is_missing_fails_in_one_line(monkeypatch):
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {"report": "not_installed_pkg.cli:report"})
+    res = CliRunner().invoke(cli.main, ["report"])
+    assert res.exit_code == 1 and res.output.startswith("Error: `fer-data report` needs not_installed_pkg.cli:report")
+    assert CliRunner().invoke(cli.main, ["curate", "--help"]).exit_code == 0  # the library's own commands still work

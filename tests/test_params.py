@@ -85,8 +85,22 @@ BAD_PARAMS = [
         "sources:\n  folder:\n    precropped: yes please\n",
         "sources.folder.precropped: must be true or false (got 'yes please')",
     ),
+    (
+        "sources:\n  folder:\n    class_map: {ekel: glee}\n",
+        "sources.folder.class_map.ekel: must be 'neutral', 'anger', 'contempt', 'disgust', 'fear', 'happiness', "
+        "'sadness', 'surprise' or 'not_an_emotion' (got 'glee')",
+    ),
     ("sources:\n  jaffe: [x]\n", "sources.jaffe: must be a mapping of keys (got ['x'])"),
     ("validation:\n  max_reject_rat: 0.1\n", "validation: unknown setting(s) max_reject_rat; known: "),
+    ("validation:\n  max_reject_rate: high\n", "validation.max_reject_rate: must be a number (got 'high')"),
+    (
+        "validation:\n  sources:\n    jaffe: {min_face_found_rate: 1.5}\n",
+        "validation.sources.jaffe.min_face_found_rate: must be a number in [0, 1] (got 1.5)",
+    ),
+    (
+        "validation:\n  ranges:\n    contrast: {min: low}\n",
+        "validation.ranges.contrast: must be {min, max, mostly} numbers or null (got {'min': 'low'})",
+    ),
     (
         "orchestration:\n  task_runner: celery\n",
         "orchestration.task_runner: must be process, dask or thread (got 'celery')",
@@ -138,6 +152,10 @@ def test_flow_command_refuses_bad_params_without_a_traceback(tmp_path):
     assert res.returncode == 1
     assert res.stderr == f"Error: {f}: labels.keep_unlabelled: must be true or false (got 'no')\n"
     assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_a_quality_range_can_be_switched_off():
+    params.resolve({"validation": {"ranges": {"contrast": None}, "sources": {"jaffe": {"ranges": {"yaw": None}}}}})
 
 
 def test_owners_that_cannot_be_imported_are_skipped(monkeypatch):

@@ -1,7 +1,10 @@
 """Registry of dataset sources: `--source NAME` -> the class that reads that layout.
 
-Entries are import paths, so listing the sources (CLI help, params validation) does not
-import every parser and its dependencies.
+Entries are import paths, so listing the sources (CLI help) does not import every parser and
+its dependencies. The class is all the rest of the code needs to know about a dataset: its
+params schema (`params_model`, read by fer_data.params), its label tables (`label_tables`,
+fer_data.labels.tables), its reject reasons (`reasons`, read by the validator and the flows
+through `reasons()`) and its demo tree (`write_demo`, fer_data.demo).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
@@ -452,9 +452,7 @@ class CroppedFrames:
                 )
                 continue
             item = self.src.sample(ann, n, locator)
-            if isinstance(item, Sample):
-                item.path, item.precropped = str(path), True
-            yield item
+            yield replace(item, path=str(path), precropped=True) if isinstance(item, Sample) else item
         if piece.is_last(ann.frames):
             beyond = [n for n in _frame_numbers(crops) if n > ann.frames]
             if beyond:
@@ -510,9 +508,7 @@ class VideoFrames:
                 if decoded < n:
                     yield self._end(ann, piece, rel, decoded, declared, len(frames) - i)
                     return
-                if isinstance(item, Sample):
-                    item.pixels, item.face_side = pixels, side
-                yield item
+                yield replace(item, pixels=pixels, face_side=side) if isinstance(item, Sample) else item
             tail = self._length_check(ann, piece, rel, decoded, declared)
             if tail is not None:
                 yield tail

@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
@@ -47,7 +48,7 @@ import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.params import Bool, Str, param
+from fer_data.params import Bool, ClassName, Str, param
 from fer_data.sources.base import Reject, Sample, Source, SourceParams
 from fer_data.sources.fer2013_csv import PixelCsv, PixelRow
 from fer_data.sources.folder import ClassFolders, FolderParams
@@ -234,9 +235,7 @@ class FER2013Folders(ClassFolders):
     def items(self, key: str) -> Iterator[Sample | Reject]:
         origin = ORIGIN.match(PurePosixPath(key).name)
         for item in super().items(key):
-            if isinstance(item, Sample) and origin:
-                item.split_original = origin[1]
-            yield item
+            yield replace(item, split_original=origin[1]) if isinstance(item, Sample) and origin else item
 
 
 class FER2013Params(SourceParams):
@@ -249,7 +248,9 @@ class FER2013Params(SourceParams):
         "auto: fer2013.csv, else icml_face_data.csv, else train+test",
     )
     images_subdir: Str = param("images", "a folder", "folders layout: train/ + test/ in the root, else below this")
-    class_map: dict[Str, Str] = param({}, "a mapping folder name -> canonical class", "folders layout: extra names")
+    class_map: dict[Str, ClassName] = param(
+        {}, "a mapping folder name -> canonical class", "folders layout: extra names"
+    )
 
 
 class FER2013(Source):

@@ -45,7 +45,7 @@ from pydantic import field_validator
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
 from fer_data.imageio import IMAGE_SUFFIXES
-from fer_data.params import Bool, Float, Str, param
+from fer_data.params import Bool, ClassName, Float, Str, param
 from fer_data.sources.base import KeyedSource, Reject, Sample, SourceParams
 
 log = logging.getLogger("fer_data.sources.folder")
@@ -134,7 +134,7 @@ Labelled = tuple[str | None, str | None] | Reject
 
 
 class FolderParams(SourceParams):
-    class_map: dict[Str, Str] = param(
+    class_map: dict[Str, ClassName] = param(
         {}, "a mapping folder name -> canonical class", "extra or overriding folder names"
     )
     split_dirs: dict[Str, Literal["train", "val", "test"]] = param(
