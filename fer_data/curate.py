@@ -199,7 +199,7 @@ def entry_file(root: Path, sample: Sample) -> str | None:
     return None if sample.path is None else os.path.relpath(os.path.realpath(sample.path), os.path.realpath(root))
 
 
-def duplicate_entries(results: Iterable[Mapping[str, Any]]) -> dict[int, dict[int, tuple[str, str, int]]]:
+def duplicate_entries(results: Iterable[Mapping[str, Any]]) -> dict[int, dict[int, tuple[str, str, str]]]:
     """Curated rows to turn into rejects: {part: {row: (reason, detail, locator)}}.
 
     A label file that names one image twice must not curate it twice (the same face in two
