@@ -16,6 +16,8 @@ or new tables beside old metrics, where a reader (or DVC) would pick them up.
 
 The shard plan depends on the data and params only, never on the machine's core count, so the
 part files (and DVC's hashes) are the same bytes on any machine and with any worker count.
+Between the shards and publishing, images a label file names twice are settled across shards
+(`duplicate_entries`): curated once, or not at all when the entries disagree on the label.
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def entry_file(root: Path, sample: Sample) -> str | None:
     return None if sample.path is None else os.path.relpath(os.path.realpath(sample.path), os.path.realpath(root))
 
 
-def duplicate_entries(results: Iterable[Mapping[str, Any]]) -> dict[int, dict[int, tuple[str, str, int]]]:
+def duplicate_entries(results: Iterable[Mapping[str, Any]]) -> dict[int, dict[int, tuple[str, str, str]]]:
     """Curated rows to turn into rejects: {part: {row: (reason, detail, locator)}}.
 
     A label file that names one image twice must not curate it twice (the same face in two

@@ -135,6 +135,11 @@ REASONS: dict[str, Reason] = {
         Reason("duplicate_entry", Kind.DATA, "a label file names the same image again with the same label"),
         Reason("label_conflict", Kind.DATA, "a label file names the same image again with another label"),
         Reason(
+            "unexpected_error",
+            Kind.DATA,
+            "reading or detecting raised an unforeseen error (logged, with its traceback)",
+        ),
+        Reason(
             "no_face_in_crop",
             Kind.NO_FACE,
             "a pre-cropped image or given face box holds no face (blank, uniform, noise)",

@@ -190,3 +190,40 @@ def test_hostile_files_among_demo_jaffe(tmp_path):
     expected = _plant_hostile_files(tree, tmp_path / "outside.tiff", tree / sorted(before)[0])
     curated, rejects = _curate_both_ways(tree, tmp_path)
     assert {loc: rejects.get(loc) for loc in expected} == expected and curated == before
+
+
+def test_an_unforeseen_error_costs_one_key_or_one_image_not_the_run(tmp_path, monkeypatch, caplog):
+    """A parser or detector bug on one hostile input: that input is an `unexpected_error` reject, logged."""
+    import pyarrow.parquet as pq
+    from support import single_process
+
+    import fer_data.faces.process as proc
+    from fer_data.curate import curate
+    from fer_data.demo import DemoFaces
+    from fer_data.sources import get
+
+    tree = tmp_path / "jaffe"
+    get("jaffe").write_demo(tree, DemoFaces())
+    cls = get("jaffe")
+    real_items, real_face = cls.items, proc._face
+
+    def items(self, key):
+        if key.startswith("KL.AN1"):
+            raise IndexError("a parser bug")
+        yield from real_items(self, key)
+
+    def face(sample, grey, params):
+        if sample.locator.startswith("KM.HA1"):
+            raise ZeroDivisionError("a detector bug")
+        return real_face(sample, grey, params)
+
+    monkeypatch.setattr(cls, "items", items)
+    monkeypatch.setattr(proc, "_face", face)
+    metrics = curate("jaffe", tree, tmp_path / "o", single_process())
+    rejects = {r["locator"]: r for r in pq.read_table(tmp_path / "o" / "rejects.parquet").to_pylist()}
+    bad = {loc: r["detail"] for loc, r in rejects.items() if r["reason"] == "unexpected_error"}
+    assert len(bad) == 2 and sorted(bad) == sorted(
+        p.name for p in tree.glob("K[LM].*") if p.name.startswith(("KL.AN1", "KM.HA1"))
+    )
+    assert all(d.startswith(("IndexError: a parser bug", "ZeroDivisionError: a detector bug")) for d in bad.values())
+    assert metrics["curated"] > 30 and "raised" in caplog.text

@@ -65,14 +65,20 @@ def _plant(src: Path, dst: Path, broken: int) -> list[dict]:
     return table.take(chosen).select(["sample_id", "locator"]).to_pylist()
 
 
-@needs_realdata
-def test_planted_broken_rows_still_fail_and_are_named_with_their_faces(real_curated):
+@pytest.fixture(scope="module")
+def broken_report(real_curated) -> tuple[gxv.Report, list[dict], Path]:
+    """Validation of a copy of the real FER2013 table with 8 of its 385 rows broken (2 % > 1 - mostly)."""
     out, raw = real_curated
     total = pq.read_metadata(next((out / "curated" / "fer2013" / "curated.parquet").glob("*.parquet"))).num_rows
-    planted = _plant(out / "curated" / "fer2013", out / "broken" / "fer2013", broken=8)  # 2 % of 385 rows
+    planted = _plant(out / "curated" / "fer2013", out / "broken" / "fer2013", broken=8)
     assert len(planted) / total > 1 - gxv.DEFAULTS["landmark_mostly"]
     refs = [gxv.TableRef.from_dir(out / "broken" / "fer2013")]
-    report = gxv.validate_tables(refs, params_mod.resolve(raw), raw, out / "report-broken")
+    return gxv.validate_tables(refs, params_mod.resolve(raw), raw, out / "report-broken"), planted, out
+
+
+@needs_realdata
+def test_planted_broken_rows_still_fail_and_are_named_with_their_faces(broken_report):
+    report, planted, out = broken_report
     assert not report.success
     (failure,) = report.failures()
     assert "expect_column_values_to_be_between(landmarks_max_frac)" in failure
@@ -83,6 +89,17 @@ def test_planted_broken_rows_still_fail_and_are_named_with_their_faces(real_cura
     for row in planted:
         assert f'alt="{row["locator"]}"' in page and row["sample_id"] in page  # the face is shown, captioned
     assert json.loads((out / "report-broken" / "summary.json").read_text())["success"] is False
+
+
+@needs_realdata
+def test_the_report_of_a_failed_validation_shows_the_offending_faces_offline(broken_report, chromium):
+    """The steward's page opens offline in a real browser with every offending face loaded."""
+    from browser import render
+
+    _, planted, out = broken_report
+    shown = render(out / "report-broken" / "index.html", out / "shots", binary=chromium)
+    shown.assert_offline_complete(min_images=len(planted))
+    assert "offending rows" in shown.dom
 
 
 @needs_realdata

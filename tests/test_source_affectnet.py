@@ -85,6 +85,8 @@ def test_malformed_rows_become_rejects_and_valid_rows_survive(tree, tmp_path):
     broken = tree / "Manually_Annotated_Images/9/broken.jpg"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    for copy in ("23", "24"):  # kept rows need images of their own: one image named twice is a duplicate entry
+        (broken.parent / f"copy{copy}.jpg").write_bytes((tree / "Manually_Annotated_Images" / good[0]).read_bytes())
     extra = [
         ",".join(good[:5]),  # 16: truncated row
         row(face_x="abc"),  # 17
@@ -93,8 +95,8 @@ def test_malformed_rows_become_rejects_and_valid_rows_survive(tree, tmp_path):
         row(valence=3.5),  # 20
         row(face_width=0),  # 21
         row(subDirectory_filePath="9/nowhere.jpg"),  # 22
-        row(facial_landmarks="1;2;3", expression=1),  # 23: kept, without landmarks
-        row(valence=-2, arousal=-2, expression=3),  # 24: kept, valence/arousal null
+        row(subDirectory_filePath="9/copy23.jpg", facial_landmarks="1;2;3", expression=1),  # 23: kept, no landmarks
+        row(subDirectory_filePath="9/copy24.jpg", valence=-2, arousal=-2, expression=3),  # 24: kept, no valence/arousal
         row(subDirectory_filePath="9/broken.jpg"),  # 25
         row(subDirectory_filePath=""),  # 26
         '"unterminated,1,2,3',  # 27

@@ -414,6 +414,10 @@ def test_real_image_folders(tmp_path):
     # The parent folder works too: the images are found in its images/ subfolder.
     assert len(list(get("fer2013")(root.parent))) == 385
     metrics = curate("fer2013", root, tmp_path / "out", single_process())
-    assert metrics["read"] == 385 and metrics["curated"] == 385
+    # one of the real crops is a blank frame (grey-level deviation 0): not a face (issue #9)
+    assert metrics["read"] == 385 and metrics["curated"] == 384
+    assert metrics["rejected_by_reason"] == {"no_face_in_crop": 1}
     got = rows(tmp_path / "out" / "curated.parquet")
-    assert Counter((r["split"], r["label"]) for r in got) == Counter((i.split, i.label) for i in items)
+    (blank,) = rows(tmp_path / "out" / "rejects.parquet")
+    kept = [i for i in items if i.locator != blank["locator"]]
+    assert Counter((r["split"], r["label"]) for r in got) == Counter((i.split, i.label) for i in kept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -14,6 +15,8 @@ from fer_data.faces.detect import Detection, choose_face, detect_faces
 from fer_data.imageio import MAX_PIXELS, UnreadableImage, clean_detail, read_image
 from fer_data.params import MIN_ALIGNED_SIZE, Params
 from fer_data.records import EXTRA_FIELDS, Reject, Sample, sha256_bytes
+
+log = logging.getLogger("fer_data.faces")
 
 
 def sample_id(source: str, locator: str) -> str:
@@ -98,7 +101,11 @@ def _locate(sample: Sample, params: Params) -> _Found | Reject:
         grey, digest, rgb = load_image(sample, colour=params.faces.embeddings, max_pixels=params.faces.max_pixels)
     except UnreadableImage as exc:
         return Reject(sample.source, sample.locator, exc.reason, clean_detail(exc))
-    found = _face(sample, grey, params)
+    try:
+        found = _face(sample, grey, params)
+    except Exception as exc:  # a detector failing on one odd image costs that image, not the run
+        log.warning("%s: face detection raised: the image is rejected", sample.locator, exc_info=True)
+        return Reject(sample.source, sample.locator, "unexpected_error", clean_detail(f"{type(exc).__name__}: {exc}"))
     if isinstance(found, str):
         details = {
             "no_face": f"no face found in {grey.shape[1]}x{grey.shape[0]} image",

@@ -10,6 +10,7 @@ registry line in fer_data.sources.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from abc import ABC, abstractmethod
@@ -48,6 +49,8 @@ class SourceParams(Block):
         "read files through symbolic links that lead outside the dataset root (else rejected `outside_root`)",
     )
 
+
+log = logging.getLogger("fer_data.sources")
 
 #: A Windows drive ("C:\\...", "c:/..."): absolute too, whatever the machine reading the label file.
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
@@ -207,4 +210,8 @@ class KeyedSource(Source):
 
     def iter_shard(self, shard: Mapping[str, Any]) -> Iterator[Sample | Reject]:
         for key in shard["keys"]:
-            yield from self.items(key)
+            try:
+                yield from self.items(key)
+            except Exception as exc:  # a parser bug on hostile input costs this key, not the run
+                log.warning("%s: %s raised while reading: the key is rejected", self.name, key, exc_info=True)
+                yield self.reject(key, "unexpected_error", f"{type(exc).__name__}: {exc}"[:300])
