@@ -247,3 +247,17 @@ def test_a_file_that_is_not_the_face_network_is_refused(tmp_path):
     (tmp_path / "other.dat").write_bytes(b"\x01\x01\x07affine_")
     with pytest.raises(ValueError, match="loss_metric_2"):
         embed.read_dlib(tmp_path / "other.dat")
+
+
+def test_fork_server_preload_loads_the_encoder_without_starting_cuda():
+    """What the process pool's fork server imports (fer_data.faces.warm) must leave CUDA untouched:
+    a CUDA context made before the fork is unusable in every worker forked from it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import fer_data.faces.warm, torch; from fer_data.faces import embed; "
+        "print(torch.cuda.is_initialized(), embed.default_arrays.cache_info().currsize)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "1"]
