@@ -181,6 +181,9 @@ def decide(
         leak, rows["label"].tolist(), fixed, counted, classes, cp.splits.ratios, cp.splits.seed, cp.splits.straddle
     )
     reason[counted & straddled] = "leak_straddle"
+    official = pd.DataFrame({"leak": leak, "fixed": fixed}).dropna()
+    straddling = int((official.groupby("leak")["fixed"].nunique() > 1).sum())
+    moved = sum(isinstance(f, str) and f != s and not d for f, s, d in zip(fixed, split, straddled))
     t4 = time.perf_counter()
     decided = rows.assign(
         dup_group=dup_group,
@@ -193,6 +196,8 @@ def decide(
     )
     stats = {
         **dup_stats,
+        "straddling_official": straddling,
+        "moved_from_official_split": int(moved),
         "seconds": {
             "features": round(t1 - t0, 2),
             "duplicates": round(t2 - t1, 2),
@@ -383,7 +388,13 @@ def _metrics(frame: pd.DataFrame, weights: Mapping, stats: Mapping[str, Any], cl
             "rows_with_identity": int(len(ident)),
             "cross_source": int((cross > 1).sum()),
         },
-        "leak_groups": {"count": int(len(leak_sizes)), "largest": int(leak_sizes.max()) if len(leak_sizes) else 0},
+        "leak_groups": {
+            "count": int(len(leak_sizes)),
+            "largest": int(leak_sizes.max()) if len(leak_sizes) else 0,
+            # groups whose rows the datasets' official splits put on two sides (corpus.splits.straddle)
+            "straddling_official_splits": stats.get("straddling_official", 0),
+            "rows_moved_from_official_split": stats.get("moved_from_official_split", 0),
+        },
         "seconds": stats.get("seconds", {}),
     }
 
