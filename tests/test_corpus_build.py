@@ -261,3 +261,18 @@ def test_cli_builds_from_curated_folders_and_refuses_bad_params(world, tmp_path)
     assert res.exit_code == 1 and "corpus.shards.rows: unknown key; known: target_rows" in res.output
     res = CliRunner().invoke(main, ["corpus", "--out", str(tmp_path / "d"), "--validated", str(tmp_path / "none.json")])
     assert res.exit_code == 1 and "run `fer-data manifest`" in res.output
+
+
+def test_an_empty_split_still_has_its_shard(world, tmp_path):
+    manifest = _build(world, tmp_path / "c", splits={"ratios": {"train": 1.0, "val": 0.0, "test": 0.0}})
+    assert [(s["split"], s["rows"] > 0) for s in manifest["shards"]] == [
+        ("train", True),
+        ("val", False),
+        ("test", False),
+    ]
+    empty = pq.read_table(tmp_path / "c" / "shards/val/part-00000.parquet")
+    assert (
+        empty.num_rows == 0
+        and empty.schema.names == pq.read_schema(tmp_path / "c" / "shards/train/part-00000.parquet").names
+    )
+    assert manifest["splits"]["val"]["class_weights"] == {c: 0.0 for c in ct.CLASSES}

@@ -270,8 +270,9 @@ def write_shards(
     for s in SPLITS:
         members = frame.index[frame["kept"] & (frame["corpus_split"] == s)]
         members = frame.loc[members].sort_values("sample_id").index.to_numpy()
-        n_shards = shards.shard_counts(len(members), row_bytes, cp.shards) if len(members) else 0
-        for k, chunk in enumerate(np.array_split(members, n_shards) if n_shards else []):
+        # At least one shard a split, empty if need be: readers find part-00000 of every split.
+        n_shards = shards.shard_counts(len(members), row_bytes, cp.shards)
+        for k, chunk in enumerate(np.array_split(members, n_shards)):
             shard[chunk] = f"{s}-{k:05d}"
             planned.append((s, k))
     index = {c: i for i, c in enumerate(classes)}
