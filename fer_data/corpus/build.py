@@ -78,7 +78,7 @@ def build_corpus(
     start = time.perf_counter()
     staging = new_staging(out)
     try:
-        manifest = _build(tables, staging, cp, params, raw)
+        manifest = _build(tables, staging, cp, params)
         manifest_path = staging / MANIFEST
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _write_report(staging, cp)
@@ -94,8 +94,10 @@ def check_inputs(tables: Sequence[inputs.Table], cp: CorpusParams) -> None:
     """Refuse, before any work, what would make the corpus wrong (one-line messages)."""
     inputs.check_unique(tables)
     names = {t.name for t in tables}
-    for name in sorted(set(cp.sources) - names):
-        raise inputs.CorpusInputError(f"corpus.sources.{name}: no curated table of that source ({', '.join(names)})")
+    if unknown := sorted(set(cp.sources) - names):
+        raise inputs.CorpusInputError(
+            f"corpus.sources.{unknown[0]}: no curated table of that source (tables: {', '.join(sorted(names))})"
+        )
     included = [t for t in tables if cp.source(t.name).include]
     if not included:
         raise inputs.CorpusInputError("corpus.sources: every source is excluded (include: false)")
@@ -108,8 +110,9 @@ def check_inputs(tables: Sequence[inputs.Table], cp: CorpusParams) -> None:
 
 
 def _build(
-    tables: Sequence[inputs.Table], staging: Path, cp: CorpusParams, params: params_mod.Params, raw: Mapping
+    tables: Sequence[inputs.Table], staging: Path, cp: CorpusParams, params: params_mod.Params
 ) -> dict[str, Any]:
+    """Everything but the report and the switch: decisions, shards, groups, metrics, the gate; the manifest."""
     classes = list(params.target.classes)
     meta, emb = inputs.load_meta(tables, with_embeddings=cp.identities.cluster)
     if dupes := meta["sample_id"][meta["sample_id"].duplicated()].head(3).tolist():
