@@ -73,3 +73,16 @@ def test_registration_forgives_copies_and_not_other_faces():
     other = cv2.resize(ct.face(11), (small, small))
     assert dups.registered_similarity(original, np.ascontiguousarray(copy)) >= 0.9
     assert dups.registered_similarity(original, other) < 0.9
+
+
+def test_hnsw_index_beyond_the_exact_search_finds_the_same_neighbours(monkeypatch):
+    from fer_data.corpus import knn
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 32)).astype(np.float32)
+    exact = knn.neighbours(knn.build_index(vectors, inner_product=False), vectors, 5)[1]
+    monkeypatch.setattr(knn, "FLAT_MAX_ROWS", 100)
+    index = knn.build_index(vectors, inner_product=False)
+    assert "HNSW" in type(index).__name__
+    approx = knn.neighbours(index, vectors, 5)[1]
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approx)]) >= 0.99
