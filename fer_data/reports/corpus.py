@@ -290,7 +290,18 @@ def original_with_landmarks(
 class Images:
     """Aligned faces (shards first, then the curated tables for dropped rows) and originals."""
 
-    COLUMNS = ("image", "width", "height", "landmarks", "landmarks_original", "bbox", "label", "source", "locator", "split")
+    COLUMNS = (
+        "image",
+        "width",
+        "height",
+        "landmarks",
+        "landmarks_original",
+        "bbox",
+        "label",
+        "source",
+        "locator",
+        "split",
+    )
 
     def __init__(self, corpus: Corpus, p: ReportParams):
         self.corpus, self.p = corpus, p
@@ -423,7 +434,10 @@ def _round_robin(frame: pd.DataFrame, by: str) -> list[dict[str, Any]]:
     if frame.empty:
         return []
     lists = [g.to_dict("records") for _, g in frame.groupby(by, sort=True)]
-    return [row for tier in zip(*[lst + [None] * (max(map(len, lists)) - len(lst)) for lst in lists]) for row in tier if row]
+    out = []
+    for i in range(max(map(len, lists))):
+        out += [rows[i] for rows in lists if i < len(rows)]
+    return out
 
 
 def _worst(scan: Scan, images: Images, p: ReportParams) -> str:
@@ -510,7 +524,7 @@ def _group_cards(g: Groups, images: Images, p: ReportParams) -> str:
             img, what = images.original_and_aligned(r["sample_id"], r["source"], str(r["locator"]))
             if img is not None:
                 faces.append(H.Face(img, _member_caption(r, what), title=str(r["locator"])))
-        labels = ", ".join(f"{k} ×{v}" for k, v in Counter(mine["label"]).most_common())
+        labels = ", ".join(f"{k}: {v}" for k, v in Counter(mine["label"]).most_common())
         sources = ", ".join(sorted(set(mine["source"])))
         head = f"<b>{H.esc(key)}</b>: {len(mine)} rows · sources: {H.esc(sources)} · labels: {H.esc(labels)}"
         more = f" (showing {len(g.shown[key])})" if len(mine) > len(g.shown[key]) else ""
@@ -606,23 +620,20 @@ def render(corpus: Corpus, p: ReportParams) -> str:
         (
             "duplicates",
             "Largest duplicate groups",
-            _group_cards(dups, images, p)
-            or "<p class=muted>No duplicate groups.</p>",
+            _group_cards(dups, images, p) or "<p class=muted>No duplicate groups.</p>",
             "Exact and near copies found across and within sources: one row of each group is kept. "
             "Original files where the source has them (CSV sources: the aligned face).",
         ),
         (
             "identities",
             "Identity clusters across sources",
-            _group_cards(people, images, p)
-            or "<p class=muted>No identity spans two sources.</p>",
+            _group_cards(people, images, p) or "<p class=muted>No identity spans two sources.</p>",
             "Probable people seen in more than one source; each identity stays in one split.",
         ),
         (
             "conflicts",
             "Label conflicts",
-            _group_cards(conflicts, images, p)
-            or "<p class=muted>No duplicate group has disagreeing labels.</p>",
+            _group_cards(conflicts, images, p) or "<p class=muted>No duplicate group has disagreeing labels.</p>",
             "Copies of one face with different labels: for stewards to decide.",
         ),
         (
