@@ -85,6 +85,7 @@ CSV_LOCATOR = re.compile(r"\.csv:\d+$", re.IGNORECASE)
 # Rows per metadata batch: large enough that per-batch pandas work is amortised (a few ms a batch),
 # small enough to stay a few MB of metadata columns.
 BATCH_ROWS = 16384
+SPLIT_ORDER = ("train", "val", "test")
 # Context kept around the face box when an original is shown with its landmarks (share of the box side).
 CROP_MARGIN = 0.25
 # Captions show a locator's file name, cut to fit under a thumbnail (11 px text); the whole one is on hover.
@@ -338,9 +339,14 @@ def _short(locator: str) -> str:
 # --- sections ------------------------------------------------------------------------------------
 
 
+def _split_rank(split: str) -> tuple[int, str]:
+    """train, val, test first, in that order (manifest.json's keys are sorted alphabetically)."""
+    return (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
+
+
 def _overview(c: Corpus, group_stats: pd.DataFrame) -> str:
     m = c.manifest
-    splits = m.get("splits") or {}
+    splits = dict(sorted((m.get("splits") or {}).items(), key=lambda kv: _split_rank(kv[0])))
     split_rows = [
         [s, v.get("rows", 0)] + [(v.get("class_counts") or {}).get(k, 0) for k in c.classes] for s, v in splits.items()
     ]
@@ -373,7 +379,7 @@ def _overview(c: Corpus, group_stats: pd.DataFrame) -> str:
 
 
 def _distribution(c: Corpus, counts: Counter) -> str:
-    splits = list((c.manifest.get("splits") or {}).keys()) or sorted({s for _, s, _ in counts})
+    splits = sorted((c.manifest.get("splits") or {}).keys() or {s for _, s, _ in counts}, key=_split_rank)
     sources = sorted({src for src, _, _ in counts})
     by_split = {
         s: {k: sum(n for (_, sp, lab), n in counts.items() if sp == s and lab == k) for k in c.classes} for s in splits
