@@ -85,7 +85,15 @@ def _changed(root: Path, env: dict, dvc: list[str]) -> set[str]:
 
 def test_repro_runs_every_stage_then_nothing(project, reproduced):
     root, env, dvc = project
-    assert _ran(reproduced) == {"demo", "curate@jaffe", "curate@fer2013", "validate", "manifest", "corpus"}, reproduced
+    assert _ran(reproduced) == {
+        "demo",
+        "curate@jaffe",
+        "curate@fer2013",
+        "validate",
+        "manifest",
+        "corpus",
+        "drift",
+    }, reproduced
     for name in SOURCES:
         metrics = json.loads((root / "data/curated" / name / "metrics.json").read_text())
         assert metrics["source"] == name and metrics["curated"] > 0
