@@ -215,6 +215,8 @@ def bench_neardup(work: Path) -> dict:
     }
     result.update(pairwise(meta, roots))
     result["recall_by_transform"] = recall_by_transform(meta, roots)
+    group = meta["source"].str.split("-").str[0]
+    result["by_group"] = {g: pairwise(meta[group == g], roots[(group == g).to_numpy()]) for g in sorted(set(group))}
     return result
 
 

@@ -6,6 +6,8 @@ run when present. Equality is cosine >= 0.999 a face (the figures are printed wi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -159,6 +161,9 @@ def test_device_selection_without_a_gpu():
     assert embed.select_device("auto", cuda_available=False) == "cpu"
     assert embed.select_device("cuda:1", cuda_available=False) == "cuda:1"
     assert embed.select_device("cpu", cuda_available=True) == "cpu"
+    import torch
+
+    assert embed.FaceEncoder().device == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device"):
         embed.select_device("tpu")
     with pytest.raises(ValueError, match="batch_size"):
@@ -210,3 +215,35 @@ def test_embeddings_off_leaves_the_column_null(tmp_path):
 def test_embeddings_param_is_validated():
     with pytest.raises(ValueError, match="faces.embeddings"):
         single_process(faces={"embeddings": "yes"})
+
+
+def test_hosts_without_dlibs_packages_use_the_cached_arrays(tmp_path, monkeypatch):
+    """A GPU host with torch and numpy only: the .npz copied from a machine with face_recognition_models."""
+    import shutil
+
+    from fer_data.faces.dlib_format import cache_dir
+
+    cached = sorted(cache_dir().glob("dlib_face_recognition_resnet_model_v1-*.npz"))
+    assert cached, "the cache is filled by the tests above"
+
+    def missing() -> str:
+        raise ImportError("No module named 'face_recognition_models'")
+
+    monkeypatch.setattr(embed, "model_path", missing)
+    monkeypatch.setenv("FER_DATA_CACHE", str(tmp_path))
+    with pytest.raises(ImportError, match="copy the .npz"):
+        embed.default_arrays.__wrapped__()
+    shutil.copy(cached[-1], tmp_path)
+    arrays = embed.default_arrays.__wrapped__()
+    assert arrays.keys() == embed.default_arrays().keys()
+    assert np.array_equal(arrays["fc"], embed.default_arrays()["fc"])
+
+
+def test_a_file_that_is_not_the_face_network_is_refused(tmp_path):
+    data = Path(embed.model_path()).read_bytes()
+    (tmp_path / "cut.dat").write_bytes(data[:-1000])
+    with pytest.raises(ValueError, match="unreadable network"):
+        embed.read_dlib(tmp_path / "cut.dat")
+    (tmp_path / "other.dat").write_bytes(b"\x01\x01\x07affine_")
+    with pytest.raises(ValueError, match="loss_metric_2"):
+        embed.read_dlib(tmp_path / "other.dat")

@@ -1,13 +1,16 @@
-"""128-d face descriptors equal to dlib's face encoder, a batch at a time.
+"""128-d face descriptors equal to dlib's face encoder, a batch at a time, with torch.
 
-The model is dlib's (`dlib_face_recognition_resnet_model_v1.dat` from face_recognition_models,
-Boost licence, trained by Davis King on public face data; unlike the 68-point landmark model it
-carries no research-only restriction). dlib evaluates it one face at a time, ~80 ms a face on
-one core whether given one face or many, and holds the GIL while doing so.
+The model is dlib's (`dlib_face_recognition_resnet_model_v1.dat` from face_recognition_models:
+a 29-conv ResNet trained by Davis King on ~3 million faces of 7,485 people, released into the
+public domain; unlike the 68-point landmark model, trained on iBUG 300-W, it carries no
+non-commercial restriction). dlib evaluates it one face at a time, ~80 ms a face on one core
+whether given one face or many, holding the GIL. Here the same network (dlib's anet_type, read
+from dlib's file, fer_data.faces.dlib_format) runs in torch: batched, on CUDA when there is
+one; on CPU about 15x faster a core (BENCHMARKS.md, "Face embeddings"). Descriptors equal
+dlib's to float rounding (max |difference| < 1e-6, tests/test_faces_embed.py).
 
 Chips are dlib's own: `dlib.get_face_chip(image, 68 points, 150, 0.25)`, colour when the
-original image is colour, grey replicated to three channels otherwise (what dlib does with a
-grey image).
+original image is colour, grey put on three channels otherwise (what dlib does with grey).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_data.faces.dlib_format import Reader, cached_arrays
+from fer_data.faces.dlib_format import Reader, cache_dir, cached_arrays
 
 EMBEDDING_DIM = 128
 #: dlib's documented decision threshold: two descriptors closer than 0.6 (Euclidean) are the same
@@ -29,6 +32,9 @@ SAME_PERSON_DISTANCE = 0.6
 #: face shape with 25 % padding around it (dlib's get_face_chip defaults).
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+
+
+MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def _quiet_import_models():
@@ -81,7 +87,7 @@ def dlib_descriptors(chips: np.ndarray) -> np.ndarray:
 
 
 def select_device(device: str = "auto", cuda_available: bool | None = None) -> str:
-    """ "auto" is CUDA when torch sees a GPU, else CPU; "cpu", "cuda", "cuda:N" are taken as given."""
+    """The torch device to use: "auto" is CUDA when torch sees a GPU, else CPU; others are taken as given."""
     if device != "auto":
         if device != "cpu" and not device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
@@ -120,7 +126,10 @@ def read_dlib(path: str | Path) -> dict[str, np.ndarray]:
     if r.string() != "input_rgb_image_sized":
         raise ValueError(f"{path}: input layer input_rgb_image_sized expected")
     arrays = {"mean_rgb": r.floats(3), "input_size": np.array([r.int(), r.int()], np.int64)}
-    layers = _read_layers(r)
+    try:
+        layers = _read_layers(r)
+    except (IndexError, ValueError) as exc:  # IndexError: the bytes ran out inside a layer
+        raise ValueError(f"{path}: unreadable network ({exc or 'truncated'})") from None
     if r.pos != len(r.data):
         raise ValueError(f"{path}: {len(r.data) - r.pos} bytes left after the network")
     arrays.update(_anet_arrays(layers, path))
@@ -140,7 +149,7 @@ _LAYER_KINDS = {
 
 
 def _read_layers(r: Reader) -> list[tuple[str, dict]]:
-    """Every computational layer in input-to-output order: (dlib name, its parameters)."""
+    """Every computational layer in input-to-output order: (kind, its parameters), kinds as in _LAYER_KINDS."""
 
     def alias() -> None:  # alias_tensor: version + shape (views into params)
         for _ in range(5):
@@ -196,8 +205,8 @@ def _anet_arrays(layers: list[tuple[str, dict]], path) -> dict[str, np.ndarray]:
     pool = layers[3][1]
     out = {**_conv_arrays("stem", layers[0][1], layers[1][1]), "stem_pool": _pool_cfg(pool)}
     i, blocks = 4, []
-    while names[i] == "con":
-        down = names[i + 5] == "avg_pool"
+    while names[i : i + 1] == ["con"]:
+        down = names[i + 5 : i + 6] == ["avg_pool"]
         expect(i, ["con", "affine", "relu", "con", "affine"] + ["avg_pool"] * down + ["add_prev", "relu"])
         j = len(blocks)
         out.update(_conv_arrays(f"b{j}a", layers[i][1], layers[i + 1][1]))
@@ -235,8 +244,22 @@ def load_arrays(path: str | Path | None = None) -> dict[str, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def default_arrays() -> dict[str, np.ndarray]:
-    """face_recognition_models' network, read once a process (the fork server preloads it)."""
-    return load_arrays()
+    """face_recognition_models' network, read once a process (the fork server preloads it).
+
+    Where that package is not installed (a GPU host with torch and numpy only), the .npz cache
+    copied from a machine that has it is used: torch needs nothing else.
+    """
+    try:
+        return load_arrays()
+    except ImportError:
+        found = sorted(cache_dir().glob(f"{Path(MODEL_FILE).stem}-*-v{CACHE_FORMAT}.npz"))
+        if not found:
+            raise ImportError(
+                f"face_recognition_models is not installed and {cache_dir()} holds no cached {MODEL_FILE} "
+                "arrays: pip install face_recognition_models, or copy the .npz from a machine that has it"
+            ) from None
+        with np.load(found[-1]) as z:
+            return {k: z[k] for k in z.files}
 
 
 # ---------------------------------------------------------------- the network in torch
@@ -283,7 +306,8 @@ def _network(arrays: dict[str, np.ndarray], device: str):
 
 def _add_prev(a, b):
     """dlib's add_prev: tensors of different sizes are added top-left aligned, zeros where one is
-    missing (the strided block's 3x3 output onto its 4x4 pooled skip, extra channels onto none)."""
+    missing (a strided block's 3x3 output onto its 4x4 pooled input; the input's 128 channels onto
+    the first 128 of the block's 256)."""
     import torch.nn.functional as F
 
     shape = [max(p, q) for p, q in zip(a.shape[1:], b.shape[1:])]
@@ -297,7 +321,15 @@ def _add_prev(a, b):
 
 @lru_cache(maxsize=4)
 def _loaded(device: str):
-    """One network a device and process: FaceEncoder instances share it."""
+    """One network a device and process: FaceEncoder instances share it.
+
+    On CUDA, cuDNN would run float32 convolutions in TF32 (a 10-bit mantissa) on Ampere and later
+    GPUs; that is turned off for the process, so the descriptors stay dlib's float32 numbers.
+    """
+    if device.startswith("cuda"):
+        import torch
+
+        torch.backends.cudnn.allow_tf32 = False
     return _network(default_arrays(), device)
 
 

@@ -438,21 +438,45 @@ def _member_caption(r: Mapping[str, Any], what: str) -> list[str]:
     return [f"{r['source']} · {r['label']}", _short(str(r["locator"])), f"{r.get('split') or ''} · {fate}", what]
 
 
-def _group_cards(c: Corpus, column: str, keys: list[str], images: Images, p: ReportParams, by_source: bool) -> str:
+@dataclass
+class Groups:
+    """Groups of one kind (duplicate groups, identities) to show: all their members' metadata, and
+    the few members shown per group (only those get their images read)."""
+
+    column: str
+    keys: list[str]
+    members: pd.DataFrame
+    shown: dict[str, list[dict[str, Any]]]
+
+    @property
+    def shown_ids(self) -> list[str]:
+        return [r["sample_id"] for rows in self.shown.values() for r in rows]
+
+
+def groups_to_show(c: Corpus, column: str, keys: list[str], p: ReportParams, by_source: bool) -> Groups:
+    """KEYS' members from groups.parquet; kept rows first, then by sample id (BY_SOURCE: one of each source in turn)."""
     members = _group_members(c, column, keys)
-    cards = []
+    shown = {}
     for key in keys:
         mine = members[members[column] == key].sort_values(["kept", "sample_id"], ascending=[False, True])
-        shown = (_round_robin(mine, "source") if by_source else mine.to_dict("records"))[: p.faces_per_group]
+        rows = _round_robin(mine, "source") if by_source else mine.to_dict("records")
+        shown[key] = rows[: p.faces_per_group]
+    return Groups(column, keys, members, shown)
+
+
+def _group_cards(g: Groups, images: Images, p: ReportParams) -> str:
+    cards = []
+    for key in g.keys:
+        mine = g.members[g.members[g.column] == key]
         faces = []
-        for r in shown:
+        for r in g.shown[key]:
             img, what = images.original_and_aligned(r["sample_id"], r["source"], str(r["locator"]))
             if img is not None:
                 faces.append(H.Face(img, _member_caption(r, what), title=str(r["locator"])))
         labels = ", ".join(f"{k} ×{v}" for k, v in Counter(mine["label"]).most_common())
         sources = ", ".join(sorted(set(mine["source"])))
         head = f"<b>{H.esc(key)}</b>: {len(mine)} rows · sources: {H.esc(sources)} · labels: {H.esc(labels)}"
-        more = f" (showing {len(shown)})" if len(mine) > len(shown) else ""
+        more = f" (showing {len(g.shown[key])})" if len(mine) > len(g.shown[key]) else ""
         cards.append(f"<div class=card>{head}{more}{H.face_grid(faces, width=None, height=p.thumb_px)}</div>")
     return "".join(cards)
 
@@ -516,18 +540,14 @@ def _drop_stats(c: Corpus) -> pd.DataFrame:
 def render(corpus: Corpus, p: ReportParams) -> str:
     """The whole page as a string."""
     scan = scan_shards(corpus, p)
-    dup_keys = _largest(corpus, "dup_group", p.duplicate_groups)
-    id_keys = _largest(corpus, "identity", p.identity_clusters, min_sources=2)
+    dups = groups_to_show(corpus, "dup_group", _largest(corpus, "dup_group", p.duplicate_groups), p, False)
+    people = groups_to_show(corpus, "identity", _largest(corpus, "identity", p.identity_clusters, 2), p, True)
     conflict_keys = _largest(corpus, "dup_group", p.label_conflicts, where="label_conflict")
+    conflicts = groups_to_show(corpus, "dup_group", conflict_keys, p, False)
     images = Images(corpus, p)
-    members = pd.concat(
-        [
-            _group_members(corpus, "dup_group", dup_keys + conflict_keys),
-            _group_members(corpus, "identity", id_keys),
-        ]
-    )
     picks = [scan.per_class.rows, scan.landmarks.rows, *(t.rows for t in scan.worst.values())]
-    images.load([i for f in picks if len(f) for i in f["sample_id"]] + members.get("sample_id", pd.Series()).tolist())
+    chosen = [i for f in picks if len(f) for i in f["sample_id"]]
+    images.load(chosen + dups.shown_ids + people.shown_ids + conflicts.shown_ids)
     sections = [
         ("overview", "Overview", _overview(corpus, _drop_stats(corpus)), ""),
         ("classes", "Class distribution", _distribution(corpus, scan.counts), "Kept rows, from the shards."),
@@ -549,7 +569,7 @@ def render(corpus: Corpus, p: ReportParams) -> str:
         (
             "duplicates",
             "Largest duplicate groups",
-            _group_cards(corpus, "dup_group", dup_keys, images, p, by_source=False)
+            _group_cards(dups, images, p)
             or "<p class=muted>No duplicate groups.</p>",
             "Exact and near copies found across and within sources: one row of each group is kept. "
             "Original files where the source has them (CSV sources: the aligned face).",
@@ -557,14 +577,14 @@ def render(corpus: Corpus, p: ReportParams) -> str:
         (
             "identities",
             "Identity clusters across sources",
-            _group_cards(corpus, "identity", id_keys, images, p, by_source=True)
+            _group_cards(people, images, p)
             or "<p class=muted>No identity spans two sources.</p>",
             "Probable people seen in more than one source; each identity stays in one split.",
         ),
         (
             "conflicts",
             "Label conflicts",
-            _group_cards(corpus, "dup_group", conflict_keys, images, p, by_source=False)
+            _group_cards(conflicts, images, p)
             or "<p class=muted>No duplicate group has disagreeing labels.</p>",
             "Copies of one face with different labels: for stewards to decide.",
         ),
