@@ -197,6 +197,24 @@ def flow_pipeline(sources: tuple[str, ...], params_path: str | None) -> None:
     click.echo(json.dumps({k: v["success"] for k, v in summary["sources"].items()}, sort_keys=True))
 
 
+@flow_group.command("drift")
+@click.option("--inbox", help="Batches to check (default: params drift.schedule.inbox).")
+@click.option("--reference", help="Corpus or saved profile (default: params drift.schedule.reference).")
+@click.option("--out", "out_root", help="Reports, index page, ledger (default: params drift.schedule.out).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+def flow_drift(inbox: str | None, reference: str | None, out_root: str | None, params_path: str | None) -> None:
+    """Run the scheduled drift flow once now: check the inbox's new batches; exit 1 when one failed."""
+    from pipelines.drift_flow import DriftDetected, drift_flow
+
+    params_path = _params_path(params_path)
+    load_params(params_path)
+    try:
+        results = _run(lambda: drift_flow(inbox, reference, out_root, params_path))
+    except (DriftDetected, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({k: v["verdict"] for k, v in results.items()}, sort_keys=True))
+
+
 @click.command("serve")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
 @click.option(

@@ -38,7 +38,7 @@ def _run(project):
     )
 
 
-def test_new_batches_are_checked_once_each_across_restarts(prefect_api, project):
+def test_new_batches_are_checked_once_each_across_restarts(prefect_api, chromium, project):
     faces = sc.draw_faces(40)
     sc.write_tree(project / "inbox" / "2026-12-01", faces, sc.skewed(40), shift=True, seed=2)
     (project / "inbox" / "_incoming").mkdir()  # a writer's temporary folder: never a batch
@@ -66,6 +66,11 @@ def test_new_batches_are_checked_once_each_across_restarts(prefect_api, project)
     index = (project / "reports" / "index.html").read_text()
     assert "2026-12-01" in index and "2026-12-02" in index and 'class="fail">fail' in index
     assert 'href="2026-12-01/index.html"' in index and (project / "reports" / "2026-12-02" / "index.html").exists()
+
+    from browser import render
+
+    for page in ("index.html", "2026-12-01/index.html"):  # the index and a batch's report stand alone offline
+        render(project / "reports" / page, project / "shots", binary=chromium).assert_offline_complete()
 
 
 def test_a_crashed_claim_is_taken_over_a_live_one_is_not(tmp_path):

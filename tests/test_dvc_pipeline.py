@@ -85,7 +85,17 @@ def _changed(root: Path, env: dict, dvc: list[str]) -> set[str]:
 
 def test_repro_runs_every_stage_then_nothing(project, reproduced):
     root, env, dvc = project
-    stages = {"demo", "curate@jaffe", "curate@fer2013", "validate", "manifest", "corpus", "train"}
+    stages = {
+        "demo",
+        "curate@jaffe",
+        "curate@fer2013",
+        "validate",
+        "manifest",
+        "corpus",
+        "train",
+        "label_review",
+        "drift",
+    }
     assert _ran(reproduced) == stages, reproduced
     for name in SOURCES:
         metrics = json.loads((root / "data/curated" / name / "metrics.json").read_text())
