@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_review.py detect --data fer2013 --model hog_logreg --seeds 3
     .venv/bin/python bench/bench_review.py detect --data ckplus48 --model five_layer --epochs 10 --seeds 1 --rates 0.05
     .venv/bin/python bench/bench_review.py scale
+    .venv/bin/python bench/bench_review.py sweep
 
 detect: the real faces of ../shared/realdata (FER_DATA_REALDATA overrides) written as a corpus
 whose train split holds them all (leak groups: CK+48 by subject, FER2013 by file), labels flipped
@@ -14,6 +15,8 @@ train.oof, confident learning). Reported per setting, median over seeds: the fla
 precision and recall, the precision along the ranking at the first point where recall reaches 0.6
 (the issue's goal: >= 0.8 at 5 % noise), the ranking's AUC, and the out-of-fold accuracy.
 scale: confident learning's time and peak traced memory on synthetic probabilities as rows grow.
+sweep: confident learning alone on synthetic probabilities of a model of known accuracy: how good the
+out-of-fold model must be for the goal.
 """
 
 from __future__ import annotations
@@ -114,6 +117,32 @@ def scale(args) -> None:
         print(f"| {n:,} | {k} | {mb:.0f} | {seconds:.2f} | {peak:.0f} | {peak / mb:.1f} |", flush=True)
 
 
+def sweep(args) -> None:
+    """Confident learning alone, on synthetic probabilities of a model of known accuracy (no training)."""
+    n, k = 20_000, 7
+    print(
+        "| model accuracy (true labels) | noise | flagged precision | flagged recall | precision @ recall 0.6 | AUC |"
+    )
+    print("|---|---|---|---|---|---|")
+    for margin in (1.0, 2.0, 3.0, 4.0, 5.0):
+        for rate in (0.05, 0.15):
+            rng = np.random.default_rng(0)
+            true = rng.integers(0, k, n)
+            logits = rng.normal(size=(n, k))
+            logits[np.arange(n), true] += margin
+            probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            given = true.copy()
+            at = rng.choice(n, int(rate * n), replace=False)
+            given[at] = (given[at] + rng.integers(1, k, len(at))) % k
+            wrong = given != true
+            found = find_issues(probs, given)
+            tp = (found.flagged & wrong).sum()
+            r = ranking_scores(found.rank, wrong)
+            acc = (probs.argmax(1) == true).mean()
+            print(f"| {acc:.2f} | {rate:.0%} | {tp / found.flagged.sum():.2f} | {tp / wrong.sum():.2f} | "
+                  f"{r['precision_at_recall_0.6']:.2f} | {r['auc']:.2f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -125,8 +154,9 @@ def main() -> None:
     d.add_argument("--folds", type=int, default=4)
     d.add_argument("--epochs", type=int, default=10)
     sub.add_parser("scale")
+    sub.add_parser("sweep")
     args = ap.parse_args()
-    {"detect": detect, "scale": scale}[args.command](args)
+    {"detect": detect, "scale": scale, "sweep": sweep}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ def assign_folds(groups: np.ndarray, labels: np.ndarray, k: int, seed: int) -> n
     per_class = np.zeros((k, n_classes), np.int64)
     rows = np.zeros(k, np.int64)
     fold_of_group = np.empty(len(uniq), np.int64)
+    scale = len(groups) + 1  # one integer key: the class count decides, the row count breaks ties
     for g in order:
-        f = int(np.lexsort((rows, per_class[:, cls[g]]))[0])  # rarest class count first, then fewest rows
+        f = int((per_class[:, cls[g]] * scale + rows).argmin())
         fold_of_group[g] = f
         per_class[f, cls[g]] += sizes[g]
         rows[f] += sizes[g]

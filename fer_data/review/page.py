@@ -31,6 +31,9 @@ svg.mini text{font:10px system-ui,sans-serif;fill:var(--fg)}
 """
 #: Mini bar chart geometry (px): one row a class, readable at 7-8 classes in a 330 px card.
 MINI_ROW, MINI_LABEL, MINI_BAR = 12, 66, 70
+#: Below this many times chance accuracy the page warns that flags mostly reflect the model's errors: confident
+#: learning on calibrated probabilities needs ~90 % accuracy for precision 0.8 at 5 % noise (bench_review.py sweep).
+WEAK_MODEL_TIMES_CHANCE = 3
 
 
 def mini_bars(values: Sequence[float], names: Sequence[str], mark: Mapping[str, str], title: str) -> str:
@@ -131,6 +134,12 @@ def render(corpus_dir: Path, table: pa.Table, summary: dict, p: ReviewParams) ->
           f"{o['model']}, {o['folds']} folds by leak group", o["accuracy"]]],
         numeric=[0, 1, 2, 4, 6],
     )  # fmt: skip
+    if o["accuracy"] < WEAK_MODEL_TIMES_CHANCE / max(len(classes), 1):
+        overview += (
+            f"<p class=fail>The out-of-fold model is weak (accuracy {o['accuracy']} with {len(classes)} classes): most "
+            "flags are its own mistakes, not label errors. The ranking is still the best order to look in; more faces "
+            "or a stronger model (review.oof.model) make the flags meaningful (BENCHMARKS.md, Label review).</p>"
+        )
     how = (
         f"<p>Record a decision as one line of <code>{H.esc(p.decisions or 'review.decisions')}</code> "
         "(<code>sample_id,action,new_label,who,why</code>; action <b>relabel</b> with a new label from the target set, "
