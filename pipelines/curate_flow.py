@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,21 @@ def _summary(source_name: str, m: dict) -> str:
     )
 
 
+def curate_here(source: str, root: str | Path, out: str | Path, p: Params, orch: Orchestration) -> dict:
+    """The engine with Prefect's steps, inside a running flow: shards as tasks on that flow's runner."""
+    retry = {"retries": orch.io_retries, "retry_delay_seconds": orch.io_retry_delay_s}
+    with worker_pool(orch.task_runner, p.run.worker_count()):
+        return engine.curate(
+            source,
+            root,
+            out,
+            p,
+            submit_shards(source, str(root), p, orch.shard_retries),
+            plan=plan_task.with_options(**retry),
+            publisher=publish_task.with_options(**retry),
+        )
+
+
 @flow(name="curate", log_prints=False)
 def curate_flow(
     source: str,
@@ -180,17 +196,7 @@ def curate_flow(
     log.info(
         "%s: curating %s into %s (%d worker(s), %s runner)", source, root, out, p.run.worker_count(), orch.task_runner
     )
-    retry = {"retries": orch.io_retries, "retry_delay_seconds": orch.io_retry_delay_s}
-    with worker_pool(orch.task_runner, p.run.worker_count()):
-        metrics = engine.curate(
-            source,
-            root,
-            out,
-            p,
-            submit_shards(source, str(root), p, orch.shard_retries),
-            plan=plan_task.with_options(**retry),
-            publisher=publish_task.with_options(**retry),
-        )
+    metrics = curate_here(source, root, out, p, orch)
     text = _summary(source, metrics)
     log.info(text)
     create_markdown_artifact(
@@ -226,3 +232,23 @@ def run_curate(
     return curate_flow.with_options(task_runner=runner)(
         source=source, out=str(out), root=root, params_path=params_path, workers=workers, task_runner=orch.task_runner
     )
+
+
+@flow(name="curate-batch", log_prints=False, validate_parameters=False)
+def curate_batch_flow(source: str, root: str, out: str, params: Params, orch: dict[str, Any]) -> dict:
+    """Curate with params built in code (a drift batch: the inbox source and its ingest settings)."""
+    return curate_here(source, root, out, params, Orchestration(**orch))
+
+
+def curator(orch: Orchestration):
+    """An `engine.curate`-shaped function that runs on ORCH's task runner (process pool, Dask cluster, threads).
+
+    What `fer_data.drift.ingest` is given by the drift flow, so a production batch is curated where
+    the datasets are: on every local core, or on the cluster params.yaml names.
+    """
+
+    def run(source: str, root: str | Path, out: str | Path, params: Params) -> dict:
+        runner = make_task_runner(orch, params.run.worker_count())
+        return curate_batch_flow.with_options(task_runner=runner)(source, str(root), str(out), params, asdict(orch))
+
+    return run

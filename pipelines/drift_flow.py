@@ -28,6 +28,8 @@ from fer_data import params as params_mod
 from fer_data.drift import config, report
 from fer_data.drift.ledger import Ledger, ready_batches
 from fer_data.drift.run import check_batch, reference_profile
+from pipelines.curate_flow import curator
+from pipelines.runners import Orchestration
 
 LEDGER = "drift.sqlite"
 PROFILE = "reference-profile.npz"
@@ -40,7 +42,9 @@ class DriftDetected(RuntimeError):
 
 @task(name="check-batch", cache_policy=NO_CACHE, persist_result=False)
 def check_task(profile_path: str, batch: str, out_dir: str, params_path: str | None) -> dict[str, Any]:
-    doc = check_batch(profile_path, batch, out_dir, params_mod.read_raw(params_path))
+    """Check one batch; its face preprocessing runs on params.yaml's task runner (pipelines.curate_flow.curator)."""
+    raw = params_mod.read_raw(params_path)
+    doc = check_batch(profile_path, batch, out_dir, raw, curate=curator(Orchestration.from_params(raw)))
     return {"verdict": doc["verdict"], "failed_checks": doc["failed_checks"]}
 
 

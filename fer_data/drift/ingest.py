@@ -13,7 +13,7 @@ report can show its faces and a steward can inspect its rejects.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,9 @@ from fer_data.params import Params
 from fer_data.records import face_found_counts
 
 BATCH_DIR = "batch"
+
+#: curate(source, root, out, params) -> metrics: the engine's `curate`, or one that runs on a task runner.
+Curate = Callable[[str, Path, Path, Params], dict]
 
 
 @dataclass
@@ -75,8 +78,14 @@ def source_for(path: Path) -> str:
     raise ValueError(f"{path}: a batch is a folder of images/videos or a Parquet file")
 
 
-def ingest(batch: str | Path, out_dir: str | Path, params: Params, cfg: DriftConfig) -> Batch:
-    """Curate a batch into OUT/batch/ (or use an already-curated table) and load what the checks need."""
+def ingest(
+    batch: str | Path, out_dir: str | Path, params: Params, cfg: DriftConfig, curate: Curate = run_curate
+) -> Batch:
+    """Curate a batch into OUT/batch/ (or use an already-curated table) and load what the checks need.
+
+    CURATE is the engine's `curate` (a local process pool) unless the caller runs it elsewhere: the
+    drift flow passes one on the task runner params.yaml `orchestration` picks (a Dask cluster).
+    """
     path = Path(batch)
     if not path.exists():
         raise FileNotFoundError(f"batch {path} does not exist")
@@ -97,7 +106,7 @@ def ingest(batch: str | Path, out_dir: str | Path, params: Params, cfg: DriftCon
         }
     run_params = replace(params, keep_unlabelled=True, sources={**params.sources, name: source_params})
     target = Path(out_dir) / BATCH_DIR
-    metrics = run_curate(name, path, target, run_params)
+    metrics = curate(name, path, target, run_params)
     return load(target / CURATED, str(path), cfg.features, metrics)
 
 

@@ -46,8 +46,12 @@ def check_batch(
     out_dir: str | Path,
     raw: Mapping[str, Any] | None = None,
     model: str | Path | model_mod.Model | None = None,
+    curate: ingest.Curate | None = None,
 ) -> dict[str, Any]:
-    """Check one batch against the reference; writes OUT/drift.json and OUT/index.html, returns drift.json's content."""
+    """Check one batch against the reference; writes OUT/drift.json and OUT/index.html, returns drift.json's content.
+
+    CURATE runs the batch's face preprocessing (default: the engine's local process pool; see ingest).
+    """
     raw = raw or {}
     cfg = config.parse(raw)  # every parameter is checked before any work
     params = params_mod.resolve(raw)
@@ -56,7 +60,7 @@ def check_batch(
         raise FileNotFoundError(f"drift.model: {model} does not exist")
     out = Path(out_dir)
     prof = reference if isinstance(reference, Profile) else reference_profile(reference, cfg, params)
-    b = ingest.ingest(batch, out, params, cfg)
+    b = ingest.ingest(batch, out, params, cfg, curate or ingest.run_curate)
     predicted = _predicted(model, prof, b) if model is not None else None
     results = checks_mod.battery(prof, b, cfg, predicted)
     doc = checks_mod.summary(results) | {
