@@ -217,7 +217,9 @@ def test_gate_failure_publishes_nothing(world, tmp_path):
     with pytest.raises(CorpusGateFailed, match="width"):
         build_corpus(tables, tmp_path / "c", {"align": {"size": 64}})  # manifest says 64 px, shards hold 48
     assert not (tmp_path / "c" / "manifest.json").exists()
-    assert not list((tmp_path / "c").iterdir())  # no staging left, nothing half-published
+    out = tmp_path / "c"
+    assert not out.exists() or not list(out.iterdir())  # nothing half-published
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.staging")] == []  # no staging left
 
 
 def test_tables_without_embeddings_need_recuration_unless_clustering_is_off(tmp_path):
