@@ -23,7 +23,7 @@ from fer_data.faces.process import process
 from fer_data.sources.base import Reject, Sample
 
 LARGE = 160
-PARAMS = single_process(align={"extra_size": LARGE})
+PARAMS = single_process(align={"extra_size": LARGE}, faces={"embeddings": False})  # embeddings: test_faces_embed
 
 
 def _eyes(flat: list[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -197,9 +197,9 @@ def _fit_and_finish(pending: list[tuple[Sample | Reject, _Found | Reject]], para
         yield row
 
 
-#: Faces a face-encoder batch (the last one padded, see FaceEncoder.encode): as fast a face as 64 on
-#: CPU (BENCHMARKS.md, "Face embeddings") and at most 15 padded faces a landmark batch.
-EMBED_BATCH = 16
+#: Faces a face-encoder batch (the last one padded, see FaceEncoder.encode): within 15 % of 64's speed
+#: a face on CPU (BENCHMARKS.md, "Face embeddings"), and a one-off `process` call pays for 8 faces.
+EMBED_BATCH = 8
 
 
 def _add_embeddings(aligned: list[tuple[dict, _Found, np.ndarray]], params: Params) -> None:
