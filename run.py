@@ -62,6 +62,9 @@ def ensure_venv() -> None:
     _pip("--no-deps", "--no-build-isolation", "-e", str(ROOT))
     # One-off caches (the landmark model's arrays, its compiled evaluator): paid here, not by a first run.
     subprocess.check_call([str(BIN / "python"), "-c", "import fer_data.faces.warm"], cwd=ROOT, env=env())
+    # Great Expectations Data Docs' scripts and styles (npm packages, ~4 MB kept) so they open offline;
+    # without npm or a registry the docs still work online, so a failure here only warns.
+    subprocess.call([str(BIN / "python"), "-m", "fer_data.reports.gx_offline"], cwd=ROOT, env=env())
     STAMP.write_text(digest)
     print("  .venv ready", flush=True)
 

@@ -14,9 +14,9 @@ Each curated source gets two suites, built in code from params.yaml's `validatio
 Tables are read batch by batch and the image bytes are reduced to their lengths at once,
 so memory stays at a few numeric columns per row however large the dataset. Each suite runs
 through its checkpoint; the run's results are then rendered once as Data Docs in REPORT/gx/.
-Because those pages load their CSS and JavaScript from CDNs, REPORT/index.html
-(fer_data.validation_report) is also written: plain HTML that a steward without internet can
-read. REPORT/summary.json holds the outcome for DVC metrics.
+Their CDN scripts and styles are served from REPORT/gx/static/vendor/ (fer_data.reports.gx_offline),
+so they open offline; REPORT/index.html (fer_data.validation_report) is also written: one plain
+page of the whole run. REPORT/summary.json holds the outcome for DVC metrics.
 """
 
 from __future__ import annotations
@@ -474,6 +474,9 @@ class Validator:
         action re-renders the index and recompiles the templates (about 2 s apiece here).
         """
         self.ctx.build_data_docs(site_names=["fer_data"])
+        from fer_data.reports import gx_offline  # the pages' CDN assets, served from the site itself
+
+        gx_offline.localise(self.site_dir)
         for result, identifier in zip(results, self.identifiers):
             result.docs_page = self._docs_page(identifier)
 

@@ -1,7 +1,7 @@
 """REPORT/index.html: a self-contained validation report that a data steward can open offline.
 
-Great Expectations' Data Docs load bootstrap, jQuery and Vega from CDNs, so without internet
-they are unstyled and their index table (built in JavaScript) may not render. This page is
+Great Expectations' Data Docs are a maze of pages per suite and run (served offline by
+fer_data.reports.gx_offline); this page puts a run on one page. It is
 plain HTML built on the shared helpers (fer_data.reports.html: inline CSS, no external assets):
 per source, its counts, class proportions and every expectation with pass/fail and observed
 value, with links to the Data Docs pages.
@@ -108,7 +108,8 @@ def render(report: Report, params: Params, raw: Mapping[str, Any] | None = None)
         f"target set <code>{_e(params.target.name)}</code> ({_e(', '.join(params.target.classes))}). "
         "Thresholds come from the <code>validation:</code> block of params.yaml. "
         'Great Expectations Data Docs: <a href="gx/index.html">gx/index.html</a> '
-        '(their styling and charts load from the internet). Machine-readable: <a href="summary.json">summary.json</a>.</p>'
+        "(they open offline: their scripts and styles are served from gx/static/vendor/, fetched at set-up). "
+        'Machine-readable: <a href="summary.json">summary.json</a>.</p>'
     )
     body = intro + _overview(report) + _failures(report) + "".join(_source(s) for s in report.sources)
     return page("fer-data validation", body, heading=f"fer-data validation {badge}")

@@ -71,8 +71,9 @@ class Rendered:
     dom: str
     images: list[dict[str, Any]]
     requests: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # URLs whose loading failed
+    failed: list[str] = field(default_factory=list)  # "URL: error" of every request that failed
     console: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
+    values: dict[str, Any] = field(default_factory=dict)  # results of the caller's `evaluate` expressions
 
     @property
     def broken_images(self) -> list[dict[str, Any]]:
@@ -177,8 +178,12 @@ def render(
     height: int = 1000,
     binary: str | Path = CHROMIUM,
     timeout_s: float = RENDER_TIMEOUT_S,
+    evaluate: dict[str, str] | None = None,
 ) -> Rendered:
-    """Open HTML_FILE in headless Chromium; write OUT_DIR/<name>.png (full page) and return what happened."""
+    """Open HTML_FILE in headless Chromium; write OUT_DIR/<folder>-<name>.png (full page); return what happened.
+
+    EVALUATE: {name: JavaScript expression}, evaluated after the page settled (JSON-able results).
+    """
     path = Path(html_file).resolve()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +197,8 @@ def render(
         os.dup2(high[0], 3)
         os.dup2(high[1], 4)
 
-    log = (out / f"{path.stem}.chromium.log").open("wb")
+    name = f"{path.parent.name}-{path.stem}"  # report/index.html and gx/index.html do not collide
+    log = (out / f"{name}.chromium.log").open("wb")
     args = [str(binary), *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"]
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=child_fds, pass_fds=(3, 4)
@@ -201,7 +207,7 @@ def render(
     os.close(from_w)
     try:
         cdp = _Pipe(to_w, from_r, time.monotonic() + timeout_s)
-        return _drive(cdp, url, out / f"{path.stem}.png", width)
+        return _drive(cdp, url, out / f"{name}.png", width, evaluate or {})
     finally:
         for fd in (to_w, from_r):
             os.close(fd)
@@ -211,7 +217,7 @@ def render(
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _drive(cdp: _Pipe, url: str, shot: Path, width: int) -> Rendered:
+def _drive(cdp: _Pipe, url: str, shot: Path, width: int, evaluate: dict[str, str]) -> Rendered:
     target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Network", "Runtime"):
@@ -222,6 +228,7 @@ def _drive(cdp: _Pipe, url: str, shot: Path, width: int) -> Rendered:
     cdp.settle(SETTLE_S)
     images = json.loads(_evaluate(cdp, session, IMAGES_JS))
     dom = _evaluate(cdp, session, "document.documentElement.outerHTML")
+    values = {name: _evaluate(cdp, session, js) for name, js in evaluate.items()}
     size = cdp.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": width, "height": min(size["height"], MAX_SHOT_HEIGHT), "scale": 1}
     png = cdp.send(
@@ -229,6 +236,8 @@ def _drive(cdp: _Pipe, url: str, shot: Path, width: int) -> Rendered:
     )["data"]
     shot.write_bytes(base64.b64decode(png))
     mine = [e for e in cdp.events if e.get("sessionId") == session]
+    sent = [e["params"] for e in mine if e["method"] == "Network.requestWillBeSent"]
+    urls = {p["requestId"]: p["request"]["url"][:URL_CHARS] for p in sent}
     return Rendered(
         url=url,
         screenshot=shot,
@@ -237,8 +246,13 @@ def _drive(cdp: _Pipe, url: str, shot: Path, width: int) -> Rendered:
         requests=[
             e["params"]["request"]["url"][:URL_CHARS] for e in mine if e["method"] == "Network.requestWillBeSent"
         ],
-        failed=[e["params"].get("errorText", "") for e in mine if e["method"] == "Network.loadingFailed"],
+        failed=[
+            f"{urls.get(e['params']['requestId'], '?')}: {e['params'].get('errorText', '')}"
+            for e in mine
+            if e["method"] == "Network.loadingFailed"
+        ],
         console=[_console_text(e) for e in mine if _is_console_error(e)],
+        values=values,
     )
 
 
