@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from fer_data.drift import stats
 from fer_data.drift.checks import FAIL, Check
 from fer_data.drift.ingest import Batch, faces_of
 from fer_data.drift.ledger import Entry
@@ -107,8 +106,8 @@ def _histograms(profile: Profile, batch: Batch) -> str:
     return '<div class="row">' + "".join(charts) + "</div>"
 
 
-def shifted_region(profile: Profile, batch: Batch, checks: list[Check]) -> tuple[str, float, float] | None:
-    """(feature, low, high): the PSI bin the batch over-fills most, of the most shifted feature."""
+def shifted_region(profile: Profile, batch: Batch, checks: list[Check]) -> tuple[str, int, float, float] | None:
+    """(feature, bin, low, high): the PSI bin the batch over-fills most, of the most shifted feature."""
     covariate = [c for c in checks if c.name.startswith("covariate.") and c.distance is not None]
     if not covariate:
         return None
@@ -118,21 +117,20 @@ def shifted_region(profile: Profile, batch: Batch, checks: list[Check]) -> tuple
     excess = worst.extra["psi_shares"] - ref.psi_shares
     k = int(np.argmax(excess))
     edges = np.concatenate([[-np.inf], ref.psi_edges, [np.inf]])
-    return feature, float(edges[k]), float(edges[k + 1])
+    return feature, k, float(edges[k]), float(edges[k + 1])
 
 
 def _region(profile: Profile, batch: Batch, checks: list[Check]) -> str:
     region = shifted_region(profile, batch, checks)
     if region is None:
         return "<p class=muted>no quality feature to compare</p>"
-    feature, lo, hi = region
+    feature, k, lo, hi = region
     values = batch.features[feature]
     inside = np.flatnonzero((values >= lo) & (values < hi))
     ids = [batch.sample_ids[i] for i in inside[:REGION_FACES]]
     faces = faces_of(batch.table, ids)
     value_of = {batch.sample_ids[i]: values[i] for i in inside[:REGION_FACES]}
-    ref_share = stats.bin_shares(profile.features[feature].sample, profile.features[feature].psi_edges)
-    k = int(np.searchsorted(profile.features[feature].psi_edges, (lo if np.isfinite(lo) else hi - 1), side="right"))
+    ref_share = profile.features[feature].psi_shares
     note = (
         f"<p>{h.esc(feature)} in [{lo:.4g}, {hi:.4g}): {len(inside)} of {batch.rows} batch faces "
         f"({len(inside) / max(batch.rows, 1):.0%}) against {ref_share[k]:.0%} of the reference.</p>"
