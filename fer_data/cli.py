@@ -230,7 +230,7 @@ def corpus_cmd(curated_dirs: tuple[str, ...], validated: str, out_dir: str, para
     """Merge curated tables into leak-free train/val/test shards (OUT/manifest.json, written last)."""
     from fer_data import corpus
 
-    raw = params_mod.read_raw(params_mod.default_path(params_path))
+    raw, _ = load_params(params_path)
     roots = {k: (v or {}).get("root") for k, v in (raw.get("sources") or {}).items()}
     try:
         corpus.resolve(raw)  # the corpus block, before reading anything

@@ -92,6 +92,9 @@ class FaceParams(Block):
         "most pixels a frame may declare, checked before decoding (decompression bombs)",
         ge=64,
     )
+    embeddings: Bool = param(
+        True, "true or false", "dlib's 128-d face descriptor of every aligned face (the corpus clusters identities)"
+    )
 
 
 EyeTarget = tuple[Annotated[float, _Strict(), Field(gt=0, lt=1)], Annotated[float, _Strict(), Field(gt=0, lt=1)]]

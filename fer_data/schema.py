@@ -11,8 +11,8 @@ import pyarrow as pa
 
 from fer_data import __version__
 
-#: Bumped with every change of columns (2: landmarks_provided added, nullable).
-SCHEMA_VERSION = "2"
+#: Bumped with every change of columns (2: landmarks_provided added, nullable; 3: embedding added, nullable).
+SCHEMA_VERSION = "3"
 
 
 def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
@@ -63,6 +63,11 @@ CURATED = pa.schema(
             "label_votes",
             pa.list_(pa.float32()),
             "FER+ vote distribution over the 8 classes of labels.CANONICAL, in that order (soft labels)",
+        ),
+        _f(
+            "embedding",
+            pa.list_(pa.float32(), 128),
+            "dlib's 128-d face descriptor of the original face (fer_data.faces.embed; faces.embeddings), aligned rows",
         ),
         _f("orig_width", pa.int32(), "original image width", False),
         _f("orig_height", pa.int32(), "original image height", False),

@@ -113,6 +113,7 @@ def flow_corpus(curated_dirs: tuple[str, ...], validated: str, out_dir: str, par
     from pipelines.corpus_flow import corpus_flow
 
     params_path = _params_path(params_path)
+    load_params(params_path)  # every block, the corpus one included, before Prefect starts
     try:
         result = _run(lambda: corpus_flow(out_dir, list(curated_dirs) or None, validated, params_path))
     except (ValueError, CorpusGateFailed) as exc:
@@ -187,7 +188,7 @@ def run_demo(force: bool) -> None:
     """Run the DVC pipeline on the embedded sample data (the README's first command).
 
     demo trees -> one Prefect `curate` flow per source -> validation (Great Expectations) ->
-    manifest; one temporary Prefect server serves every stage. Needs a DVC project (runs
+    manifest -> corpus; one temporary Prefect server serves every stage. Needs a DVC project (runs
     `dvc init` once when .dvc/ is missing).
     """
     import subprocess
@@ -219,7 +220,8 @@ def run_demo(force: bool) -> None:
     click.echo("validation report (opens offline): reports/validation/index.html; all metrics: dvc metrics show")
     if code:
         raise click.ClickException(f"dvc repro failed (exit {code})")
-    click.echo("curated tables: data/curated/<source>/curated.parquet; for training: data/validated/manifest.json")
+    click.echo("curated tables: data/curated/<source>/curated.parquet; validated: data/validated/manifest.json")
+    click.echo("for training: data/corpus/manifest.json (steward report: data/corpus/report/index.html)")
 
 
 def _demo_summary(raw: dict, curated: Path, summary_path: Path) -> str:

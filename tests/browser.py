@@ -180,7 +180,7 @@ def render(
     timeout_s: float = RENDER_TIMEOUT_S,
     evaluate: dict[str, str] | None = None,
 ) -> Rendered:
-    """Open HTML_FILE in headless Chromium; write OUT_DIR/<name>.png (full page) and return what happened.
+    """Open HTML_FILE in headless Chromium; write OUT_DIR/<folder>-<name>.png (full page); return what happened.
 
     EVALUATE: {name: JavaScript expression}, evaluated after the page settled (JSON-able results).
     """
@@ -197,7 +197,8 @@ def render(
         os.dup2(high[0], 3)
         os.dup2(high[1], 4)
 
-    log = (out / f"{path.stem}.chromium.log").open("wb")
+    name = f"{path.parent.name}-{path.stem}"  # report/index.html and gx/index.html do not collide
+    log = (out / f"{name}.chromium.log").open("wb")
     args = [str(binary), *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"]
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=child_fds, pass_fds=(3, 4)
@@ -206,7 +207,7 @@ def render(
     os.close(from_w)
     try:
         cdp = _Pipe(to_w, from_r, time.monotonic() + timeout_s)
-        return _drive(cdp, url, out / f"{path.stem}.png", width, evaluate or {})
+        return _drive(cdp, url, out / f"{name}.png", width, evaluate or {})
     finally:
         for fd in (to_w, from_r):
             os.close(fd)

@@ -183,10 +183,14 @@ def test_official_split_straddle_is_dropped_or_moved_to_train(tmp_path):
     assert list(g.loc[["o/0.png", "o/1.png"], "split"]) == ["train", "train"]
     assert list(g.loc[["o/2.png", "o/3.png"], "drop_reason"]) == ["leak_straddle"] * 2
     assert not g.loc["o/2.png", "kept"] and g.loc["o/7.png", "split"] == "test" and g.loc["o/6.png", "split"] == "val"
+    leaks = json.loads((tmp_path / "drop" / "metrics.json").read_text())["leak_groups"]
+    assert leaks["straddling_official_splits"] == 1 and leaks["rows_moved_from_official_split"] == 0
     moved = {**base, "splits": {"straddle": "move_to_train"}}
     build_corpus([table_from_dir(folder)], tmp_path / "move", {"corpus": moved})
     g = _groups(tmp_path / "move").set_index("locator")
     assert list(g.loc[[f"o/{i}.png" for i in range(4)], "split"]) == ["train"] * 4 and g["kept"].all()
+    leaks = json.loads((tmp_path / "move" / "metrics.json").read_text())["leak_groups"]
+    assert leaks["straddling_official_splits"] == 1 and leaks["rows_moved_from_official_split"] == 2
 
 
 def test_excluded_source_and_label_conflicts(world, tmp_path):
@@ -230,11 +234,11 @@ def test_tables_without_embeddings_need_recuration_unless_clustering_is_off(tmp_
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ({"splits": {"ratios": {"train": 0.8, "val": 0.3, "test": 0.1}}}, r"^corpus\.splits: Value error, must be"),
-        ({"splits": {"seeds": 1}}, r"^corpus\.splits\.seeds: Extra inputs are not permitted"),
-        ({"duplicates": {"keep": "largest"}}, r"^corpus\.duplicates\.keep: Input should be"),
-        ({"sources": {"jaffe": {"weight": 0}}}, r"^corpus\.sources\.jaffe\.weight: Input should be greater than 0"),
-        ({"report": {"thumb_px": 1}}, r"^corpus\.report\.thumb_px: Input should be greater"),
+        ({"splits": {"ratios": {"train": 0.8, "val": 0.3, "test": 0.1}}}, r"^corpus\.splits\.ratios: .*sum to 1"),
+        ({"splits": {"seeds": 1}}, r"^corpus\.splits\.seeds: unknown key; known: ratios, seed, straddle"),
+        ({"duplicates": {"keep": "largest"}}, r"^corpus\.duplicates\.keep: must be 'face_size'"),
+        ({"sources": {"jaffe": {"weight": 0}}}, r"^corpus\.sources\.jaffe\.weight: must be greater than 0"),
+        ({"report": {"thumb_px": 1}}, r"^corpus\.report\.thumb_px: must be greater"),
     ],
 )
 def test_corpus_params_are_checked_before_work(block, message):
@@ -254,6 +258,21 @@ def test_cli_builds_from_curated_folders_and_refuses_bad_params(world, tmp_path)
     assert (tmp_path / "c" / "report" / "index.html").exists()
     params.write_text(yaml.safe_dump({"corpus": {"shards": {"rows": 10}}}))
     res = CliRunner().invoke(main, [*args, "--params", str(params)])
-    assert res.exit_code == 1 and "corpus.shards.rows: Extra inputs are not permitted" in res.output
+    assert res.exit_code == 1 and "corpus.shards.rows: unknown key; known: target_rows" in res.output
     res = CliRunner().invoke(main, ["corpus", "--out", str(tmp_path / "d"), "--validated", str(tmp_path / "none.json")])
     assert res.exit_code == 1 and "run `fer-data manifest`" in res.output
+
+
+def test_an_empty_split_still_has_its_shard(world, tmp_path):
+    manifest = _build(world, tmp_path / "c", splits={"ratios": {"train": 1.0, "val": 0.0, "test": 0.0}})
+    assert [(s["split"], s["rows"] > 0) for s in manifest["shards"]] == [
+        ("train", True),
+        ("val", False),
+        ("test", False),
+    ]
+    empty = pq.read_table(tmp_path / "c" / "shards/val/part-00000.parquet")
+    assert (
+        empty.num_rows == 0
+        and empty.schema.names == pq.read_schema(tmp_path / "c" / "shards/train/part-00000.parquet").names
+    )
+    assert manifest["splits"]["val"]["class_weights"] == {c: 0.0 for c in ct.CLASSES}

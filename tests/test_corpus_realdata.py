@@ -82,3 +82,15 @@ def test_different_expressions_of_a_person_are_not_duplicates(ck_corpus):
     g = ck_corpus[ck_corpus["source"] == "ckplus"]
     conflicts = g[g["label_conflict"]]
     assert len(conflicts) <= 0.05 * len(g), conflicts[["locator", "label", "dup_group"]]
+
+
+def test_crops_without_subject_ids_join_their_person(ck_corpus):
+    """CK+48 has no subject ids: its rows take the CK+ person's identity (clustered, or through a copy)."""
+    if not _embeddings_supported():
+        pytest.skip("curation without face descriptors: identities come from subject ids only")
+    g = ck_corpus
+    crops = g[g["source"] == "folder"]
+    right = (crops["identity"] == "ckplus:" + crops["person"]).mean()
+    assert right >= 0.95, crops[crops["identity"] != "ckplus:" + crops["person"]][["locator", "identity"]]
+    ck = g[g["source"] == "ckplus"]
+    assert (ck["identity"] == "ckplus:" + ck["person"]).all()  # known subjects keep their own name

@@ -1,6 +1,6 @@
 """End to end: the project's dvc.yaml + params.yaml in a scratch git repository, two fast sources.
 
-Checks that `dvc repro` runs demo -> curate (Prefect flows) -> validate -> manifest, that a
+Checks that `dvc repro` runs demo -> curate (Prefect flows) -> validate -> manifest -> corpus, that a
 second run reproduces nothing, that a parameter of one source invalidates only that branch and
 what follows it (and, with bad data behind it, re-runs only that branch), that metrics and plots
 show per-source counts, that a local remote pushes and pulls, and that bad input data fails
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from fer_data import params as params_mod
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("jaffe", "fer2013")
@@ -49,6 +51,8 @@ def project(tmp_path_factory, prefect_api):
     params["sources"] = {name: params["sources"][name] for name in SOURCES}
     params["run"]["workers"] = 1
     params["orchestration"]["task_runner"] = "thread"  # the process runner has its own tests
+    if "embeddings" not in params_mod.DEFAULTS["faces"]:  # curation without descriptors: subject ids only
+        params["corpus"]["identities"]["cluster"] = False
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the fer-data command
@@ -81,7 +85,7 @@ def _changed(root: Path, env: dict, dvc: list[str]) -> set[str]:
 
 def test_repro_runs_every_stage_then_nothing(project, reproduced):
     root, env, dvc = project
-    assert _ran(reproduced) == {"demo", "curate@jaffe", "curate@fer2013", "validate", "manifest"}, reproduced
+    assert _ran(reproduced) == {"demo", "curate@jaffe", "curate@fer2013", "validate", "manifest", "corpus"}, reproduced
     for name in SOURCES:
         metrics = json.loads((root / "data/curated" / name / "metrics.json").read_text())
         assert metrics["source"] == name and metrics["curated"] > 0
@@ -93,6 +97,10 @@ def test_repro_runs_every_stage_then_nothing(project, reproduced):
         manifest["sources"]["jaffe"]["rows"]
         == json.loads((root / "data/curated/jaffe/metrics.json").read_text())["curated"]
     )
+    corpus = json.loads((root / "data/corpus/manifest.json").read_text())
+    assert set(corpus["sources"]) == set(SOURCES) and sum(s["rows"] for s in corpus["shards"]) > 0
+    assert all((root / "data/corpus" / s["path"]).exists() for s in corpus["shards"])
+    assert (root / "data/corpus/report/index.html").exists()
 
     second = _run(dvc + ["repro"], root, env)
     assert _ran(second.stdout) == set() and "up to date" in second.stdout, second.stdout
@@ -102,8 +110,9 @@ def test_one_source_param_changes_only_its_branch(project, reproduced):
     root, env, dvc = project
     before = (root / "params.yaml").read_text()
     _set_param(root, "fer2013", "class_map", {"furious": "anger"})
-    # curate@fer2013, and validate (it reads the list of sources); manifest follows once they ran.
-    assert _changed(root, env, dvc) == {"curate@fer2013", "validate"}
+    # curate@fer2013, validate (it reads the list of sources) and corpus (it records the sources);
+    # manifest follows once they ran.
+    assert _changed(root, env, dvc) == {"curate@fer2013", "validate", "corpus"}
     (root / "params.yaml").write_text(before)
     assert _changed(root, env, dvc) == set()
 
@@ -115,6 +124,12 @@ def test_metrics_plots_and_local_remote(project, reproduced):
     jaffe = files["data/curated/jaffe/metrics.json"]["data"]
     assert {"read", "curated", "rejected", "rejected_by_reason"} <= set(jaffe)
     assert files["reports/validation/summary.json"]["data"]["sources"]["fer2013"]["success"] is True
+    corpus = files["data/corpus/metrics.json"]["data"]
+    assert sum(corpus["rows"].values()) == corpus["rows_kept"] > 0 and set(corpus["class_weights"]) == {
+        "train",
+        "val",
+        "test",
+    }
 
     plots = json.loads(_run(dvc + ["plots", "show", "--json"], root, env).stdout)["data"]
     for name in SOURCES:
@@ -159,4 +174,4 @@ def test_bad_data_fails_validation_and_stops_the_pipeline(project, reproduced):
     assert "data_reject" in page.read_text()
     assert (root / "data/validated/manifest.json").read_text() == manifest_before  # not rewritten from failed data
     status = _run(dvc + ["status"], root, env).stdout
-    assert "validate" in status and "manifest" in status
+    assert "validate" in status and "manifest" in status and "corpus" in status

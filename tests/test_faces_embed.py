@@ -6,13 +6,19 @@ run when present. Equality is cosine >= 0.999 a face (the figures are printed wi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from support import realdata
+from support import realdata, single_process
 
 from fer_data.demo import DemoFaces
 from fer_data.faces import embed, landmarks
+from fer_data.faces.process import process_stream
 from fer_data.imageio import read_image
+from fer_data.sources.base import Sample
 
 #: The issue's bar for "equal to dlib's descriptors".
 MIN_COSINE = 0.999
@@ -52,6 +58,8 @@ def test_chips_are_dlib_colour_chips(demo_faces):
     chip = embed.FaceEncoder().chips(images[0], points[0])
     assert chip.shape == (embed.CHIP_SIZE, embed.CHIP_SIZE, 3) and chip.dtype == np.uint8
     assert (chip[..., 0] == chip[..., 1]).all() and (chip[..., 1] == chip[..., 2]).all()  # a grey image stays grey
+    for im, p in zip(images[:5], points[:5]):  # cut grey, then put on 3 channels: dlib's chip of the 3-channel copy
+        assert np.array_equal(embed.face_chip(im, p), embed.face_chip(np.dstack([im] * 3), p))
     colour = np.stack([images[0], images[0] // 2, 255 - images[0]], axis=2)
     rgb = embed.face_chip(colour, points[0])
     assert (rgb[..., 0] == chip[..., 0]).all() and not (rgb[..., 1] == chip[..., 1]).all()
@@ -153,7 +161,89 @@ def test_device_selection_without_a_gpu():
     assert embed.select_device("auto", cuda_available=False) == "cpu"
     assert embed.select_device("cuda:1", cuda_available=False) == "cuda:1"
     assert embed.select_device("cpu", cuda_available=True) == "cpu"
+    import torch
+
+    assert embed.FaceEncoder().device == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device"):
         embed.select_device("tpu")
     with pytest.raises(ValueError, match="batch_size"):
         embed.FaceEncoder(batch_size=0)
+
+
+# ---------------------------------------------------------------- curation: the `embedding` column
+def _portrait_sample(pixels: np.ndarray, name: str) -> Sample:
+    return Sample(
+        source="test", locator=name, label_native="happy", label="happy", pixels=pixels, expected_face_fraction=0.25
+    )
+
+
+def test_curated_rows_carry_the_descriptor_of_the_original_face():
+    from skimage import data
+
+    rgb = data.astronaut()
+    grey_sample = _portrait_sample(rgb.mean(axis=2).astype(np.uint8), "grey.png")
+    colour_sample = _portrait_sample(rgb[:, :, ::-1].copy(), "colour.png")  # pixels are BGR, as cv2 decodes
+    grey_row, colour_row = process_stream([grey_sample, colour_sample], single_process())
+    assert grey_row["aligned"] and colour_row["aligned"]
+    points = np.asarray(colour_row["landmarks_original"], np.float64).reshape(68, 2)
+    from_rgb = embed.embed_faces([rgb], [points])[0]
+    assert _compare(np.array([colour_row["embedding"]]), from_rgb[None], "curated colour row").min() >= MIN_COSINE
+    grey_points = np.asarray(grey_row["landmarks_original"], np.float64).reshape(68, 2)
+    from_grey = embed.embed_faces([grey_sample.pixels], [grey_points])[0]
+    assert _compare(np.array([grey_row["embedding"]]), from_grey[None], "curated grey row").min() >= MIN_COSINE
+    assert np.linalg.norm(from_rgb - from_grey) > 1e-3  # the colour row was encoded in colour
+
+
+def test_embeddings_off_leaves_the_column_null(tmp_path):
+    from fer_data.curate import curate
+    from fer_data.sources import get
+
+    root = tmp_path / "jaffe"
+    get("jaffe").write_demo(root, DemoFaces())
+    curate("jaffe", root, tmp_path / "off", single_process(faces={"embeddings": False}))
+    curate("jaffe", root, tmp_path / "on", single_process())
+    off = pq.read_table(tmp_path / "off" / "curated.parquet")
+    on = pq.read_table(tmp_path / "on" / "curated.parquet")
+    assert off.column("embedding").null_count == off.num_rows
+    aligned = np.array(on.column("aligned").to_pylist())
+    nulls = np.array([v is None for v in on.column("embedding").to_pylist()])
+    assert aligned.sum() > 20 and (nulls == ~aligned).all()  # every aligned row, and only those
+    assert on.schema.field("embedding").type == pa.list_(pa.float32(), embed.EMBEDDING_DIM)
+    assert on.drop_columns(["embedding"]).equals(off.drop_columns(["embedding"]))  # nothing else changes
+
+
+def test_embeddings_param_is_validated():
+    with pytest.raises(ValueError, match="faces.embeddings"):
+        single_process(faces={"embeddings": "yes"})
+
+
+def test_hosts_without_dlibs_packages_use_the_cached_arrays(tmp_path, monkeypatch):
+    """A GPU host with torch and numpy only: the .npz copied from a machine with face_recognition_models."""
+    import shutil
+
+    from fer_data.faces.dlib_format import cache_dir
+
+    cached = sorted(cache_dir().glob("dlib_face_recognition_resnet_model_v1-*.npz"))
+    assert cached, "the cache is filled by the tests above"
+
+    def missing() -> str:
+        raise ImportError("No module named 'face_recognition_models'")
+
+    monkeypatch.setattr(embed, "model_path", missing)
+    monkeypatch.setenv("FER_DATA_CACHE", str(tmp_path))
+    with pytest.raises(ImportError, match="copy the .npz"):
+        embed.default_arrays.__wrapped__()
+    shutil.copy(cached[-1], tmp_path)
+    arrays = embed.default_arrays.__wrapped__()
+    assert arrays.keys() == embed.default_arrays().keys()
+    assert np.array_equal(arrays["fc"], embed.default_arrays()["fc"])
+
+
+def test_a_file_that_is_not_the_face_network_is_refused(tmp_path):
+    data = Path(embed.model_path()).read_bytes()
+    (tmp_path / "cut.dat").write_bytes(data[:-1000])
+    with pytest.raises(ValueError, match="unreadable network"):
+        embed.read_dlib(tmp_path / "cut.dat")
+    (tmp_path / "other.dat").write_bytes(b"\x01\x01\x07affine_")
+    with pytest.raises(ValueError, match="loss_metric_2"):
+        embed.read_dlib(tmp_path / "other.dat")

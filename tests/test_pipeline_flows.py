@@ -125,12 +125,18 @@ def test_pipeline_flow_curates_validates_and_writes_the_manifest(raw, tmp_path, 
     from pipelines.pipeline_flow import pipeline_flow
 
     monkeypatch.chdir(tmp_path)
-    path = _params(tmp_path, raw)
+    embeddings = "embeddings" in params_mod.DEFAULTS["faces"]  # without descriptors: identities from subject ids
+    path = _params(tmp_path, raw, **({} if embeddings else {"corpus": {"identities": {"cluster": False}}}))
     summary = pipeline_flow(sources=["fer2013"], params_path=path)
     assert summary["success"] and list(summary["sources"]) == ["fer2013"]
     manifest = json.loads(Path("data/validated/manifest.json").read_text())
     assert manifest["sources"]["fer2013"]["rows"] == summary["sources"]["fer2013"]["curated"]
     assert manifest["validation_report"] == "reports/validation/index.html"
+    corpus = json.loads(Path("data/corpus/manifest.json").read_text())  # the corpus is the last step
+    assert (
+        list(corpus["sources"]) == ["fer2013"]
+        and corpus["sources"]["fer2013"]["rows_in"] == manifest["sources"]["fer2013"]["rows"]
+    )
     names = {r.name for r in _flow_runs("fer-data-pipeline")}
     assert names  # the parent run is recorded; its curate and validate runs are subflows of it
 

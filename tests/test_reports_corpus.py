@@ -20,18 +20,25 @@ EVIL = '../../../etc/passwd<script>alert("x")</script>.png'
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    from corpus_fixture import build_corpus, curate_demo
+def curated(tmp_path_factory) -> dict[str, dict[str, str]]:
+    """Curated demo tables of JAFFE, CK+ and FER2013 (with a hostile reject planted in JAFFE's)."""
+    from corpus_fixture import curate_demo
 
-    work = tmp_path_factory.mktemp("corpus")
+    work = tmp_path_factory.mktemp("curated")
     sources = curate_demo(work)
     # A reject whose locator is hostile: it must be escaped and never read outside the dataset root.
+    rejects = Path(sources["jaffe"]["curated"]) / "rejects.parquet"
     evil = pa.table({"source": ["jaffe"], "locator": [EVIL], "reason": ["no_face"], "detail": ["<b>bold</b>"]})
-    pq.write_table(
-        evil.cast(pq.read_schema(next((work / "curated/jaffe/rejects.parquet").glob("*.parquet")))),
-        work / "curated/jaffe/rejects.parquet/part-99999.parquet",
-    )
-    return build_corpus(sources, work / "out")
+    pq.write_table(evil.cast(pq.read_schema(next(rejects.glob("*.parquet")))), rejects / "part-99999.parquet")
+    return sources
+
+
+@pytest.fixture(scope="module")
+def corpus(curated, tmp_path_factory) -> Path:
+    """A contract-shaped corpus with planted decisions (every section has something to show)."""
+    from corpus_fixture import build_corpus
+
+    return build_corpus(curated, tmp_path_factory.mktemp("corpus") / "out")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def test_every_section_is_there_and_names_the_planted_decisions(corpus, page):
     assert "cluster-000001" in identities and "jaffe:KA" not in identities  # one source: not a cross-source cluster
     dups = _figures(page, "duplicates")
     assert any("original | aligned" in f for f in dups)  # CK+ files: the original beside the aligned face
-    assert any("aligned (no original file)" in f and "fer2013.csv:" in f for f in dups)  # CSV rows: aligned only
+    assert any("aligned only (no file)" in f and "fer2013.csv:" in f for f in dups)  # CSV rows: aligned only
 
 
 def test_sections_show_at_most_the_configured_number_of_faces(corpus, page):
@@ -75,7 +82,8 @@ def test_sections_show_at_most_the_configured_number_of_faces(corpus, page):
 
 def test_rejects_are_counted_by_reason_with_thumbnails_of_the_files(corpus, page):
     rejects = page.split('<section id="rejects">', 1)[1].split("</section>", 1)[0]
-    jaffe = pd.read_parquet(corpus.parent / "curated/jaffe/rejects.parquet")
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    jaffe = pd.read_parquet(Path(manifest["sources"]["jaffe"]["curated"]) / "rejects.parquet")
     n = int((jaffe["reason"] == "no_face").sum())
     assert f"<td>jaffe</td><td>no_face</td><td class=num>{n}</td>" in rejects
     shown = [f for f in _figures(page, "rejects") if ".tiff" in f]
@@ -132,7 +140,7 @@ def test_missing_originals_and_curated_tables_still_give_a_page(corpus, tmp_path
         v["root"], v["curated"] = "gone/raw", "gone/curated"
     (copy / "manifest.json").write_text(json.dumps(manifest))
     html = write_corpus_report(copy, copy / "index.html").read_text()
-    assert "no rejects table found" in html and "aligned (no original file)" in html
+    assert "no rejects table found" in html and "aligned only (no file)" in html
 
 
 def test_the_page_renders_offline_in_chromium(chromium, corpus, page, tmp_path):
@@ -142,3 +150,21 @@ def test_the_page_renders_offline_in_chromium(chromium, corpus, page, tmp_path):
     shown.assert_offline_complete(min_images=page.count("<img "))
     assert not shown.console
     assert 'id="rejects"' in shown.dom
+
+
+@pytest.mark.slow
+def test_the_report_of_a_real_corpus_build_renders_offline(chromium, curated, tmp_path):
+    """`fer-data corpus` (fer_data.corpus.build_corpus) writes this page; here on the curated demo tables."""
+    from browser import render
+
+    from fer_data import corpus as corpus_mod
+
+    tables = [corpus_mod.Table(name, Path(v["curated"]), v["root"]) for name, v in curated.items()]
+    corpus_mod.build_corpus(tables, tmp_path / "corpus", {"corpus": {"identities": {"cluster": False}}})
+    index = tmp_path / "corpus" / "report" / "index.html"
+    html = index.read_text()
+    assert "original | aligned" in html and "aligned only (no file)" in html  # files and CSV rows
+    assert "Not in these shards" in html or "most padded" in html
+    shown = render(index, tmp_path / "shots", binary=chromium)
+    shown.assert_offline_complete(min_images=html.count("<img "))
+    assert not shown.console

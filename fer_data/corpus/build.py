@@ -79,7 +79,7 @@ def build_corpus(
     start = time.perf_counter()
     staging = new_staging(out)
     try:
-        manifest = _build(tables, staging, cp, params, raw)
+        manifest = _build(tables, staging, cp, params)
         manifest_path = staging / MANIFEST
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _write_report(staging, cp)
@@ -95,8 +95,10 @@ def check_inputs(tables: Sequence[inputs.Table], cp: CorpusParams) -> None:
     """Refuse, before any work, what would make the corpus wrong (one-line messages)."""
     inputs.check_unique(tables)
     names = {t.name for t in tables}
-    for name in sorted(set(cp.sources) - names):
-        raise inputs.CorpusInputError(f"corpus.sources.{name}: no curated table of that source ({', '.join(names)})")
+    if unknown := sorted(set(cp.sources) - names):
+        raise inputs.CorpusInputError(
+            f"corpus.sources.{unknown[0]}: no curated table of that source (tables: {', '.join(sorted(names))})"
+        )
     included = [t for t in tables if cp.source(t.name).include]
     if not included:
         raise inputs.CorpusInputError("corpus.sources: every source is excluded (include: false)")
@@ -109,8 +111,9 @@ def check_inputs(tables: Sequence[inputs.Table], cp: CorpusParams) -> None:
 
 
 def _build(
-    tables: Sequence[inputs.Table], staging: Path, cp: CorpusParams, params: params_mod.Params, raw: Mapping
+    tables: Sequence[inputs.Table], staging: Path, cp: CorpusParams, params: params_mod.Params
 ) -> dict[str, Any]:
+    """Everything but the report and the switch: decisions, shards, groups, metrics, the gate; the manifest."""
     classes = list(params.target.classes)
     meta, emb = inputs.load_meta(tables, with_embeddings=cp.identities.cluster)
     if dupes := meta["sample_id"][meta["sample_id"].duplicated()].head(3).tolist():
@@ -144,36 +147,24 @@ def decide(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Duplicate groups, identities, leak groups, splits and drop reasons of the included rows."""
     ids = rows["sample_id"].to_numpy(dtype=object)
-    t0 = time.perf_counter()
+    clock = [time.perf_counter()]
     feats = features.compute(tables)
-    t1 = time.perf_counter()
-    dup_roots, dup_stats = dups.duplicate_roots(rows, feats, emb, cp.duplicates)
+    clock.append(time.perf_counter())
+    dup_roots, stats = dups.duplicate_roots(rows, feats, emb, cp.duplicates)
     del feats
     in_target = rows["label"].isin(classes).to_numpy()
     keep = dups.keepers(rows, dup_roots, cp.duplicates.keep, in_target)
-    keeper_id = pd.Series(ids[keep], index=dup_roots[keep])
-    dup_group = keeper_id.reindex(dup_roots).to_numpy(dtype=object)
+    dup_group = pd.Series(ids[keep], index=dup_roots[keep]).reindex(dup_roots).to_numpy(dtype=object)
     conflict = dups.label_conflicts(dup_roots, rows["label"])
-    t2 = time.perf_counter()
-    subjects = identity.subject_keys(rows["source"].tolist(), rows["subject_id"].tolist())
-    if cp.identities.cluster:
-        id_roots = identity.cluster(emb, subjects, rows["source"].tolist(), cp.identities)
-    else:
-        uf = UnionFind(len(rows))
-        uf.union_labels(subjects)
-        id_roots = uf.roots()
-    names = identity.identity_names(id_roots, subjects, ids)
-    t3 = time.perf_counter()
+    clock.append(time.perf_counter())
+    id_roots, names = _identities(rows, emb, dup_roots, cp)
+    clock.append(time.perf_counter())
     leak_uf = UnionFind(len(rows))
     leak_uf.union_pairs(zip(range(len(rows)), dup_roots))
     leak_uf.union_pairs(zip(range(len(rows)), id_roots))
     leak = component_names(leak_uf.roots(), ids)
-    reason = np.full(len(rows), None, dtype=object)
-    reason[~in_target] = np.where(rows["label"].isna().to_numpy()[~in_target], "unlabelled", "label_outside_target_set")
-    reason[(reason == None) & ~keep] = "duplicate"  # noqa: E711 (elementwise)
-    if cp.duplicates.label_conflicts == "drop":
-        reason[(reason == None) & conflict] = "label_conflict"  # noqa: E711
-    counted = reason == None  # noqa: E711
+    reason = _drop_reasons(rows, in_target, keep, conflict, cp)
+    counted = reason == None  # noqa: E711 (elementwise)
     fixed = [
         s if cp.source(src).split == "official" and s in SPLITS else None
         for src, s in zip(rows["source"], rows["split"])
@@ -182,7 +173,14 @@ def decide(
         leak, rows["label"].tolist(), fixed, counted, classes, cp.splits.ratios, cp.splits.seed, cp.splits.straddle
     )
     reason[counted & straddled] = "leak_straddle"
-    t4 = time.perf_counter()
+    clock.append(time.perf_counter())
+    official = pd.DataFrame({"leak": leak, "fixed": fixed}).dropna()
+    stats["straddling_official"] = int((official.groupby("leak")["fixed"].nunique() > 1).sum())
+    stats["moved_from_official_split"] = sum(
+        isinstance(f, str) and f != s and not d for f, s, d in zip(fixed, split, straddled)
+    )
+    steps = ("features", "duplicates", "identities", "splits")
+    stats["seconds"] = {step: round(clock[k + 1] - clock[k], 2) for k, step in enumerate(steps)}
     decided = rows.assign(
         dup_group=dup_group,
         identity=names,
@@ -192,16 +190,37 @@ def decide(
         drop_reason=reason,
         label_conflict=conflict,
     )
-    stats = {
-        **dup_stats,
-        "seconds": {
-            "features": round(t1 - t0, 2),
-            "duplicates": round(t2 - t1, 2),
-            "identities": round(t3 - t2, 2),
-            "splits": round(t4 - t3, 2),
-        },
-    }
     return decided, stats
+
+
+def _identities(
+    rows: pd.DataFrame, emb: np.ndarray | None, dup_roots: np.ndarray, cp: CorpusParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Identity roots and names: subject ids and duplicate groups, plus embedding clusters when on."""
+    ids = rows["sample_id"].to_numpy(dtype=object)
+    sources = rows["source"].tolist()
+    subjects = identity.subject_keys(sources, rows["subject_id"].tolist())
+    if cp.identities.cluster:
+        roots = identity.cluster(emb, subjects, sources, cp.identities, same=dup_roots)
+    else:
+        uf = UnionFind(len(rows))
+        uf.union_labels(subjects)
+        uf.union_pairs(zip(range(len(rows)), dup_roots))  # a copy shows the same person
+        roots = uf.roots()
+    return roots, identity.identity_names(roots, subjects, ids, anonymous=cp.identities.cluster)
+
+
+def _drop_reasons(
+    rows: pd.DataFrame, in_target: np.ndarray, keep: np.ndarray, conflict: np.ndarray, cp: CorpusParams
+) -> np.ndarray:
+    """Why a row stays out of the shards (None: it stays), before splits add leak_straddle."""
+    reason = np.full(len(rows), None, dtype=object)
+    unlabelled = rows["label"].isna().to_numpy()
+    reason[~in_target] = np.where(unlabelled[~in_target], "unlabelled", "label_outside_target_set")
+    reason[(reason == None) & ~keep] = "duplicate"  # noqa: E711 (elementwise)
+    if cp.duplicates.label_conflicts == "drop":
+        reason[(reason == None) & conflict] = "label_conflict"  # noqa: E711
+    return reason
 
 
 def _all_rows(meta: pd.DataFrame, included: np.ndarray, decided: pd.DataFrame) -> pd.DataFrame:
@@ -266,8 +285,9 @@ def write_shards(
     for s in SPLITS:
         members = frame.index[frame["kept"] & (frame["corpus_split"] == s)]
         members = frame.loc[members].sort_values("sample_id").index.to_numpy()
-        n_shards = shards.shard_counts(len(members), row_bytes, cp.shards) if len(members) else 0
-        for k, chunk in enumerate(np.array_split(members, n_shards) if n_shards else []):
+        # At least one shard a split, empty if need be: readers find part-00000 of every split.
+        n_shards = shards.shard_counts(len(members), row_bytes, cp.shards)
+        for k, chunk in enumerate(np.array_split(members, n_shards)):
             shard[chunk] = f"{s}-{k:05d}"
             planned.append((s, k))
     index = {c: i for i, c in enumerate(classes)}
@@ -385,7 +405,13 @@ def _metrics(frame: pd.DataFrame, weights: Mapping, stats: Mapping[str, Any], cl
             "rows_with_identity": int(len(ident)),
             "cross_source": int((cross > 1).sum()),
         },
-        "leak_groups": {"count": int(len(leak_sizes)), "largest": int(leak_sizes.max()) if len(leak_sizes) else 0},
+        "leak_groups": {
+            "count": int(len(leak_sizes)),
+            "largest": int(leak_sizes.max()) if len(leak_sizes) else 0,
+            # groups whose rows the datasets' official splits put on two sides (corpus.splits.straddle)
+            "straddling_official_splits": stats.get("straddling_official", 0),
+            "rows_moved_from_official_split": stats.get("moved_from_official_split", 0),
+        },
         "seconds": stats.get("seconds", {}),
     }
 

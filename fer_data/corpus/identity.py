@@ -1,7 +1,8 @@
 """Probable identities: average-linkage clustering of face embeddings over a kNN graph.
 
 Known subject ids are must-links (a subject starts as one cluster) and, within one source,
-cannot-links (two subjects of the same dataset are two people). Single linkage (connected
+cannot-links (two subjects of the same dataset are two people); so are duplicate groups (a copy
+of a face shows the same person, however noisy the descriptor of a 48 px crop of it). Single linkage (connected
 components of "closer than t" edges) chains different people through look-alike neighbours;
 average linkage merges two clusters only when their faces are close on average, so one
 look-alike pair does not join two people. Candidate merges come from a faiss kNN graph, so the
@@ -16,6 +17,7 @@ import heapq
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from fer_data.corpus.groups import UnionFind
 from fer_data.corpus.knn import build_index, neighbours, pairs_within
@@ -66,11 +68,20 @@ class _Clusters:
             self.known.setdefault(into, {}).update(known)
 
 
-def cluster(emb: np.ndarray, subjects: np.ndarray, sources: Sequence[str], p: IdentityParams) -> np.ndarray:
-    """Union-find roots of identities: subject must-links, then average-linkage merges up to p.max_distance."""
+def cluster(
+    emb: np.ndarray,
+    subjects: np.ndarray,
+    sources: Sequence[str],
+    p: IdentityParams,
+    same: np.ndarray | None = None,
+) -> np.ndarray:
+    """Union-find roots of identities: must-links (one subject id; SAME, e.g. the duplicate-group roots: a
+    copy shows the same person), then average-linkage merges up to p.max_distance."""
     n = len(subjects)
     uf = UnionFind(n)
     uf.union_labels(subjects)
+    if same is not None:
+        uf.union_pairs(zip(range(n), same))
     valid = np.flatnonzero(np.isfinite(emb[:, 0])) if len(emb) else np.zeros(0, np.int64)
     if len(valid) < 2:
         return uf.roots()
@@ -105,15 +116,17 @@ def cluster(emb: np.ndarray, subjects: np.ndarray, sources: Sequence[str], p: Id
     return uf.roots()
 
 
-def identity_names(roots: np.ndarray, subjects: np.ndarray, sample_ids: np.ndarray) -> np.ndarray:
-    """A name per row: the cluster's most frequent known subject, else cluster-NNNNNN (size >= 2), else None."""
-    import pandas as pd
-
+def identity_names(
+    roots: np.ndarray, subjects: np.ndarray, sample_ids: np.ndarray, anonymous: bool = True
+) -> np.ndarray:
+    """A name per row: the cluster's most frequent known subject, else cluster-NNNNNN (size >= 2, when
+    ANONYMOUS clusters are named: not when identities come from subject ids only), else None."""
     frame = pd.DataFrame({"root": roots, "subject": subjects, "id": sample_ids})
     sizes = frame.groupby("root")["id"].transform("size")
     known = frame.dropna(subset=["subject"]).groupby(["root", "subject"]).size().reset_index(name="n")
     known = known.sort_values(["root", "n", "subject"], ascending=[True, False, True]).drop_duplicates("root")
     by_root = dict(zip(known["root"], known["subject"]))
-    anonymous = frame[(sizes >= 2) & ~frame["root"].isin(by_root)].groupby("root")["id"].min().sort_values()
-    by_root.update({root: f"cluster-{k:06d}" for k, root in enumerate(anonymous.index)})
+    unnamed = frame[(sizes >= 2) & ~frame["root"].isin(by_root)].groupby("root")["id"].min().sort_values()
+    if anonymous:
+        by_root.update({root: f"cluster-{k:06d}" for k, root in enumerate(unnamed.index)})
     return np.array([by_root.get(r) for r in roots], dtype=object)

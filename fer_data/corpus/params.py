@@ -1,8 +1,8 @@
 """The `corpus:` block of params.yaml: its schema, defaults and validation (one owner, one model).
 
-Validated before any work: a misspelt key would silently keep its default, so unknown keys are
-refused (`extra="forbid"`), and every error is one line naming the key path
-(`corpus.splits.ratios: ...`).
+Validated before any work (fer_data.params lists this model as the block's owner): a misspelt key
+would silently keep its default, so unknown keys are refused (`extra="forbid"`), and every error
+is one line naming the key path (`corpus.shards.rows: unknown key; known: ...`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fer_data.reports.corpus import ReportParams
 
@@ -37,13 +37,16 @@ class SplitParams(_Block):
     #: A leak group whose official splits disagree: drop its rows on the evaluation side, or move them to train.
     straddle: Literal["drop_eval", "move_to_train"] = "drop_eval"
 
-    @model_validator(mode="after")
-    def _check(self) -> SplitParams:
-        if set(self.ratios) != set(SPLITS):
-            raise ValueError(f"needs exactly the keys {', '.join(SPLITS)}, got {', '.join(sorted(self.ratios))}")
-        if any(v < 0 for v in self.ratios.values()) or abs(sum(self.ratios.values()) - 1) > 1e-6:
-            raise ValueError(f"must be >= 0 and sum to 1, got {self.ratios}")
-        return self
+    @field_validator("ratios")
+    @classmethod
+    def _shares(cls, ratios: dict[str, float]) -> dict[str, float]:
+        if set(ratios) != set(SPLITS):
+            raise ValueError(
+                f"splits.ratios: needs exactly the keys {', '.join(SPLITS)}, got {', '.join(sorted(ratios))}"
+            )
+        if any(v < 0 for v in ratios.values()) or abs(sum(ratios.values()) - 1) > 1e-6:
+            raise ValueError(f"splits.ratios: must be >= 0 and sum to 1 (got {ratios})")
+        return ratios
 
 
 class DuplicateParams(_Block):
@@ -97,14 +100,10 @@ class CorpusParams(_Block):
 
 
 def resolve(raw: Mapping[str, Any] | None) -> CorpusParams:
-    """The validated `corpus:` block of a params mapping; ValueError with a one-line message naming the key."""
-    block = (raw or {}).get("corpus") or {}
-    try:
-        return CorpusParams.model_validate(block)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(["corpus", *(str(p) for p in err["loc"])])
-        raise ValueError(f"{where}: {err['msg']}") from None
+    """The validated `corpus:` block of a params mapping; ParamsError (a ValueError) naming the key path."""
+    from fer_data.params import validated
+
+    return validated(CorpusParams, (raw or {}).get("corpus"), "corpus", None)
 
 
 def as_dict(p: CorpusParams) -> dict[str, Any]:

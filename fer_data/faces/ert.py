@@ -25,7 +25,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from fer_data.env import cache_dir  # noqa: F401  (re-exported: reports.gx_offline imports it from here)
+from fer_data.env import cache_dir  # noqa: F401  (public here too)
 from fer_data.faces.dlib_format import Reader, cached_arrays
 
 #: Bumped when the cached arrays' layout changes.

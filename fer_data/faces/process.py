@@ -11,7 +11,7 @@ import numpy as np
 from fer_data import __version__
 from fer_data.faces import align, landmarks, quality
 from fer_data.faces.detect import Detection, choose_face, detect_faces
-from fer_data.imageio import UnreadableImage, read_grey
+from fer_data.imageio import UnreadableImage, read_image
 from fer_data.params import Params
 from fer_data.records import EXTRA_FIELDS, Reject, Sample, sha256_bytes
 
@@ -23,18 +23,26 @@ def sample_id(source: str, locator: str) -> str:
 
 def load(sample: Sample) -> tuple[np.ndarray, str]:
     """The sample's grey image and the sha256 of its raw input."""
+    grey, digest, _ = load_image(sample)
+    return grey, digest
+
+
+def load_image(sample: Sample, colour: bool = False) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """(grey, sha256 of the raw input, RGB image or None): the RGB copy, from the same decode, only
+    when `colour` is asked for and the input has colour (see fer_data.imageio.decode)."""
     if sample.pixels is not None:
-        grey = sample.pixels
+        grey, rgb = sample.pixels, None
         if grey.ndim == 3:
             import cv2
 
+            rgb = cv2.cvtColor(grey, cv2.COLOR_BGR2RGB) if colour else None
             grey = cv2.cvtColor(grey, cv2.COLOR_BGR2GRAY)
         grey = np.ascontiguousarray(grey, dtype=np.uint8)
-        return grey, sample.raw_sha256 or sha256_bytes(grey.tobytes())
+        return grey, sample.raw_sha256 or sha256_bytes(grey.tobytes()), rgb
     if sample.path is None:
         raise UnreadableImage("sample has neither pixels nor a path")
-    grey, digest = read_grey(sample.path)
-    return grey, sample.raw_sha256 or digest
+    grey, rgb, digest = read_image(sample.path, colour)
+    return grey, sample.raw_sha256 or digest, rgb
 
 
 def _face(sample: Sample, grey: np.ndarray, params: Params) -> tuple[Detection, int, str] | str:
@@ -71,12 +79,13 @@ class _Found:
     det: Detection
     n_faces: int
     detector: str
+    rgb: np.ndarray | None = None  # the colour original, kept for the face encoder (faces.embeddings)
 
 
 def _locate(sample: Sample, params: Params) -> _Found | Reject:
     """Decode and detect (per image); the landmark fit comes after, for the whole batch."""
     try:
-        grey, digest = load(sample)
+        grey, digest, rgb = load_image(sample, colour=params.faces.embeddings)
     except UnreadableImage as exc:
         return Reject(sample.source, sample.locator, "unreadable_image", str(exc))
     found = _face(sample, grey, params)
@@ -87,7 +96,7 @@ def _locate(sample: Sample, params: Params) -> _Found | Reject:
             "bad_face_box": "dataset face box is empty",
         }
         return Reject(sample.source, sample.locator, found, details[found])
-    return _Found(grey, digest, *found)
+    return _Found(grey, digest, *found, rgb)
 
 
 def fit_landmarks(images: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]]) -> list[np.ndarray]:
@@ -146,7 +155,7 @@ def process_stream(
         pending.append((item, found))
         if isinstance(found, _Found):
             faces += 1
-            pixels += found.grey.size
+            pixels += found.grey.size + (0 if found.rgb is None else found.rgb.size)
         if faces >= batch_faces or pixels >= batch_pixels:
             yield from _fit_and_finish(pending, params)
             pending, faces, pixels = [], 0, 0
@@ -156,8 +165,32 @@ def process_stream(
 def _fit_and_finish(pending: list[tuple[Sample | Reject, _Found | Reject]], params: Params) -> Iterator[dict | Reject]:
     todo = [f for _, f in pending if isinstance(f, _Found)]
     fits = iter(fit_landmarks([f.grey for f in todo], [f.det.box for f in todo]))
+    done = []
     for item, found in pending:
-        yield _finish(item, found, next(fits), params) if isinstance(found, _Found) else found
+        points = next(fits) if isinstance(found, _Found) else None
+        done.append((_finish(item, found, points, params) if points is not None else found, found, points))
+    if params.faces.embeddings:
+        _add_embeddings([(row, f, p) for row, f, p in done if isinstance(row, dict) and row["aligned"]], params)
+    for row, _, _ in done:
+        yield row
+
+
+#: Faces a face-encoder batch (the last one padded, see FaceEncoder.encode): as fast a face as 64 on
+#: CPU (BENCHMARKS.md, "Face embeddings") and at most 15 padded faces a landmark batch.
+EMBED_BATCH = 16
+
+
+def _add_embeddings(aligned: list[tuple[dict, _Found, np.ndarray]], params: Params) -> None:
+    """dlib's face descriptor of each aligned row, from its original image (colour when it has colour),
+    the batch's faces encoded together; one torch thread when every core runs a worker already."""
+    if not aligned:
+        return
+    from fer_data.faces import embed
+
+    encoder = embed.FaceEncoder(batch_size=EMBED_BATCH, threads=1 if params.run.worker_count() > 1 else None)
+    images = [f.grey if f.rgb is None else f.rgb for _, f, _ in aligned]
+    for (row, _, _), vector in zip(aligned, embed.embed_faces(images, [p for _, _, p in aligned], encoder)):
+        row["embedding"] = vector.tolist()
 
 
 def process(sample: Sample, params: Params) -> dict | Reject:

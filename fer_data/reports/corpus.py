@@ -8,8 +8,8 @@ the rejects of each source by reason with thumbnails of the rejected files.
 
 The page stays a few MB for any corpus size: every section shows at most a set number of faces
 (`corpus.report` in params.yaml, `ReportParams`), originals are embedded as thumbnails, and the
-shards are read a row group and a few columns at a time. Images are fetched in a second pass
-that reads only the row groups holding the chosen rows.
+shards' metadata columns are read in batches while the faces to show are chosen (`TopN`). Images
+are fetched in a second pass that reads only the row groups holding the chosen rows.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ QUALITY_VIEWS: tuple[tuple[str, str, bool, bool], ...] = (
 META_COLUMNS = ("sample_id", "source", "locator", "split", "label", "aligned", "identity", "dup_group")
 # Locators of CSV sources name a file and a line (fer2013.csv:637): no image file to show.
 CSV_LOCATOR = re.compile(r"\.csv:\d+$", re.IGNORECASE)
+# Rows per metadata batch: large enough that per-batch pandas work is amortised (a few ms a batch),
+# small enough to stay a few MB of metadata columns.
+BATCH_ROWS = 16384
 # Captions show a locator's file name, cut to fit under a thumbnail (11 px text); the whole one is on hover.
 CAPTION_CHARS = 20
 
@@ -141,13 +144,13 @@ def _parquet_files(path: Path) -> list[Path]:
 # --- streaming reads -----------------------------------------------------------------------------
 
 
-def _row_groups(files: Iterable[Path], columns: Sequence[str]) -> Iterator[tuple[Path, int, pd.DataFrame]]:
-    """(file, row group, frame of the COLUMNS it has) for every row group: one in memory at a time."""
+def _batches(files: Iterable[Path], columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+    """Frames of at most BATCH_ROWS rows of the COLUMNS each file has: one in memory at a time."""
     for path in files:
         pf = pq.ParquetFile(path)
         have = [c for c in columns if c in pf.schema_arrow.names]
-        for i in range(pf.num_row_groups):
-            yield path, i, pf.read_row_group(i, columns=have).to_pandas()
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=have):
+            yield batch.to_pandas()
 
 
 def fetch_rows(files: Iterable[Path], ids: Iterable[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -211,7 +214,7 @@ def scan_shards(corpus: Corpus, p: ReportParams) -> Scan:
     scan = Scan(per_class=TopN(p.faces_per_class), landmarks=TopN(p.landmark_faces))
     scan.worst = {i: TopN(p.worst_per_metric, largest) for i, (_, _, largest, _) in enumerate(QUALITY_VIEWS)}
     quality = sorted({c for c, *_ in QUALITY_VIEWS})
-    for _, _, f in _row_groups(corpus.shards, [*META_COLUMNS, *quality]):
+    for f in _batches(corpus.shards, [*META_COLUMNS, *quality]):
         scan.counts.update(zip(f["source"], f["split"], f["label"]))
         meta = f[[c for c in META_COLUMNS if c in f]]
         scan.per_class.update(meta, _hash_key(f["sample_id"]), by="label")
@@ -282,7 +285,7 @@ class Images:
             return H.side_by_side([thumb, face], height=min(thumb.shape[0], self.p.thumb_px)), "original | aligned"
         if thumb is not None:
             return thumb, "original (aligned face not found)"
-        return face, "aligned (no original file)"
+        return face, "aligned only (no file)"
 
 
 def _short(locator: str) -> str:
@@ -411,7 +414,7 @@ def _group_members(c: Corpus, column: str, keys: Sequence[str]) -> pd.DataFrame:
     if not keys or not c.groups.exists():
         return pd.DataFrame(columns=list(GROUP_COLUMNS))
     wanted = set(keys)
-    parts = [f[f[column].isin(wanted)] for _, _, f in _row_groups([c.groups], [*GROUP_COLUMNS, "label_conflict"])]
+    parts = [f[f[column].isin(wanted)] for f in _batches([c.groups], [*GROUP_COLUMNS, "label_conflict"])]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(GROUP_COLUMNS))
 
 
@@ -435,21 +438,45 @@ def _member_caption(r: Mapping[str, Any], what: str) -> list[str]:
     return [f"{r['source']} · {r['label']}", _short(str(r["locator"])), f"{r.get('split') or ''} · {fate}", what]
 
 
-def _group_cards(c: Corpus, column: str, keys: list[str], images: Images, p: ReportParams, by_source: bool) -> str:
+@dataclass
+class Groups:
+    """Groups of one kind (duplicate groups, identities) to show: all their members' metadata, and
+    the few members shown per group (only those get their images read)."""
+
+    column: str
+    keys: list[str]
+    members: pd.DataFrame
+    shown: dict[str, list[dict[str, Any]]]
+
+    @property
+    def shown_ids(self) -> list[str]:
+        return [r["sample_id"] for rows in self.shown.values() for r in rows]
+
+
+def groups_to_show(c: Corpus, column: str, keys: list[str], p: ReportParams, by_source: bool) -> Groups:
+    """KEYS' members from groups.parquet; kept rows first, then by sample id (BY_SOURCE: one of each source in turn)."""
     members = _group_members(c, column, keys)
-    cards = []
+    shown = {}
     for key in keys:
         mine = members[members[column] == key].sort_values(["kept", "sample_id"], ascending=[False, True])
-        shown = (_round_robin(mine, "source") if by_source else mine.to_dict("records"))[: p.faces_per_group]
+        rows = _round_robin(mine, "source") if by_source else mine.to_dict("records")
+        shown[key] = rows[: p.faces_per_group]
+    return Groups(column, keys, members, shown)
+
+
+def _group_cards(g: Groups, images: Images, p: ReportParams) -> str:
+    cards = []
+    for key in g.keys:
+        mine = g.members[g.members[g.column] == key]
         faces = []
-        for r in shown:
+        for r in g.shown[key]:
             img, what = images.original_and_aligned(r["sample_id"], r["source"], str(r["locator"]))
             if img is not None:
                 faces.append(H.Face(img, _member_caption(r, what), title=str(r["locator"])))
         labels = ", ".join(f"{k} ×{v}" for k, v in Counter(mine["label"]).most_common())
         sources = ", ".join(sorted(set(mine["source"])))
         head = f"<b>{H.esc(key)}</b>: {len(mine)} rows · sources: {H.esc(sources)} · labels: {H.esc(labels)}"
-        more = f" (showing {len(shown)})" if len(mine) > len(shown) else ""
+        more = f" (showing {len(g.shown[key])})" if len(mine) > len(g.shown[key]) else ""
         cards.append(f"<div class=card>{head}{more}{H.face_grid(faces, width=None, height=p.thumb_px)}</div>")
     return "".join(cards)
 
@@ -464,7 +491,7 @@ def _rejects(c: Corpus, p: ReportParams) -> str:
             continue
         counts: Counter = Counter()
         samples: dict[str, list[dict[str, Any]]] = {}
-        for _, _, f in _row_groups(files, ["locator", "reason", "detail"]):
+        for f in _batches(files, ["locator", "reason", "detail"]):
             counts.update(f["reason"])
             for reason, g in f.groupby("reason", sort=False):
                 have = samples.setdefault(reason, [])
@@ -513,18 +540,14 @@ def _drop_stats(c: Corpus) -> pd.DataFrame:
 def render(corpus: Corpus, p: ReportParams) -> str:
     """The whole page as a string."""
     scan = scan_shards(corpus, p)
-    dup_keys = _largest(corpus, "dup_group", p.duplicate_groups)
-    id_keys = _largest(corpus, "identity", p.identity_clusters, min_sources=2)
+    dups = groups_to_show(corpus, "dup_group", _largest(corpus, "dup_group", p.duplicate_groups), p, False)
+    people = groups_to_show(corpus, "identity", _largest(corpus, "identity", p.identity_clusters, 2), p, True)
     conflict_keys = _largest(corpus, "dup_group", p.label_conflicts, where="label_conflict")
+    conflicts = groups_to_show(corpus, "dup_group", conflict_keys, p, False)
     images = Images(corpus, p)
-    members = pd.concat(
-        [
-            _group_members(corpus, "dup_group", dup_keys + conflict_keys),
-            _group_members(corpus, "identity", id_keys),
-        ]
-    )
     picks = [scan.per_class.rows, scan.landmarks.rows, *(t.rows for t in scan.worst.values())]
-    images.load([i for f in picks if len(f) for i in f["sample_id"]] + members.get("sample_id", pd.Series()).tolist())
+    chosen = [i for f in picks if len(f) for i in f["sample_id"]]
+    images.load(chosen + dups.shown_ids + people.shown_ids + conflicts.shown_ids)
     sections = [
         ("overview", "Overview", _overview(corpus, _drop_stats(corpus)), ""),
         ("classes", "Class distribution", _distribution(corpus, scan.counts), "Kept rows, from the shards."),
@@ -546,7 +569,7 @@ def render(corpus: Corpus, p: ReportParams) -> str:
         (
             "duplicates",
             "Largest duplicate groups",
-            _group_cards(corpus, "dup_group", dup_keys, images, p, by_source=False)
+            _group_cards(dups, images, p)
             or "<p class=muted>No duplicate groups.</p>",
             "Exact and near copies found across and within sources: one row of each group is kept. "
             "Original files where the source has them (CSV sources: the aligned face).",
@@ -554,14 +577,14 @@ def render(corpus: Corpus, p: ReportParams) -> str:
         (
             "identities",
             "Identity clusters across sources",
-            _group_cards(corpus, "identity", id_keys, images, p, by_source=True)
+            _group_cards(people, images, p)
             or "<p class=muted>No identity spans two sources.</p>",
             "Probable people seen in more than one source; each identity stays in one split.",
         ),
         (
             "conflicts",
             "Label conflicts",
-            _group_cards(corpus, "dup_group", conflict_keys, images, p, by_source=False)
+            _group_cards(conflicts, images, p)
             or "<p class=muted>No duplicate group has disagreeing labels.</p>",
             "Copies of one face with different labels: for stewards to decide.",
         ),
