@@ -138,6 +138,21 @@ def flow_review(corpus_dir: str, out_dir: str, params_path: str | None) -> None:
     click.echo(json.dumps({k: summary[k] for k in ("rows", "flagged", "ambiguous")}, sort_keys=True))
 
 
+@flow_group.command("train")
+@click.option("--corpus", default="data/corpus", show_default=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", default="data/train", show_default=True, type=click.Path(file_okay=False))
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt when present.")
+def flow_train(corpus: str, out_dir: str, params_path: str | None, resume: bool) -> None:
+    """Train on a corpus with the `train` flow (= `python -m train fit`; README.md, "Training")."""
+    from pipelines.train_flow import train_flow
+
+    params_path = _params_path(params_path)
+    load_params(params_path)  # the train: block included (train.params:check_block), before Prefect starts
+    metrics = _run(lambda: train_flow(corpus, out_dir, params_path, resume))
+    click.echo(json.dumps({s: metrics[s]["accuracy"] for s in ("val", "test") if s in metrics}, sort_keys=True))
+
+
 @flow_group.command("pipeline")
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), help=PARAMS_HELP)

@@ -45,7 +45,7 @@ def project(tmp_path_factory, prefect_api):
     root = tmp_path_factory.mktemp("dvc-project")
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
-    for package in ("fer_data", "pipelines"):
+    for package in ("fer_data", "pipelines", "train"):
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["sources"] = {name: params["sources"][name] for name in SOURCES}
@@ -85,7 +85,8 @@ def _changed(root: Path, env: dict, dvc: list[str]) -> set[str]:
 
 def test_repro_runs_every_stage_then_nothing(project, reproduced):
     root, env, dvc = project
-    assert _ran(reproduced) == {"demo", "curate@jaffe", "curate@fer2013", "validate", "manifest", "corpus"}, reproduced
+    stages = {"demo", "curate@jaffe", "curate@fer2013", "validate", "manifest", "corpus", "train", "label_review"}
+    assert _ran(reproduced) == stages, reproduced
     for name in SOURCES:
         metrics = json.loads((root / "data/curated" / name / "metrics.json").read_text())
         assert metrics["source"] == name and metrics["curated"] > 0
@@ -139,6 +140,12 @@ def test_metrics_plots_and_local_remote(project, reproduced):
             sum(int(r["count"]) for r in rows)
             == json.loads((root / f"data/curated/{name}/metrics.json").read_text())["curated"]
         )
+
+    trained = files["data/train/metrics.json"]["data"]
+    assert {"accuracy", "macro_f1", "per_class", "by_source"} <= set(trained["test"])
+    test_rows = json.loads((root / "data/corpus/manifest.json").read_text())["splits"]["test"]["rows"]
+    assert len(plots["Confusion matrix (test)"][0]["content"]["data"]["values"]) == test_rows
+    assert "data/train/plots/confusion_test.png" in plots
 
     remote = root.parent / "dvc-remote"
     _run(dvc + ["remote", "add", "-f", "-d", "local", str(remote)], root, env)

@@ -1,4 +1,4 @@
-"""train/ runs on a stock PyTorch image: it imports only torch, numpy, pyarrow, PyYAML and the standard library."""
+"""train/ (and the GPU check script) run on a stock PyTorch image: torch, numpy, pyarrow, PyYAML and the standard library only."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def test_train_imports_only_the_stock_image_stack():
     for path in files:
         foreign = _imports(path) - ALLOWED - set(sys.stdlib_module_names)
         assert not foreign, f"{path.name} imports {sorted(foreign)}"
+
+
+def test_the_gpu_check_script_needs_nothing_more():
+    script = TRAIN.parent / "bench" / "gpu_train_check.py"
+    assert not _imports(script) - ALLOWED - set(sys.stdlib_module_names)
 
 
 def test_no_module_under_train_is_left_out_of_the_check():

@@ -17,10 +17,11 @@ from train.params import ParamsError, load
 def _fit(args) -> int:
     params = load(args.params)  # validated before any work
     metrics = fit_mod.fit(args.corpus, args.out, params, resume=args.resume, max_steps=args.max_steps)
-    if metrics is None:
-        print(
-            f"stopped after {args.max_steps} steps; checkpoint in {args.out}/checkpoints/last.pt (--resume continues)"
-        )
+    if metrics is None:  # stopped by --max-steps, or a torchrun rank other than 0 (rank 0 writes the outputs)
+        if args.max_steps is not None:
+            print(
+                f"stopped after {args.max_steps} steps; checkpoint in {args.out}/checkpoints/last.pt (--resume continues)"
+            )
         return 0
     summary = {s: {k: metrics[s][k] for k in ("accuracy", "macro_f1")} for s in ("val", "test") if s in metrics}
     print(json.dumps({"epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"], **summary}))

@@ -118,6 +118,7 @@ class ShardStore:
     source_names: list[str]
     sample_ids: np.ndarray  # object (str)
     shard_of_row: np.ndarray  # int32 index into the split's manifest shards
+    weights: np.ndarray | None = None  # float32 sample_weight column, when the shards have one
     soft: np.ndarray | None = None  # float32 (rows, classes) target distributions from label_votes
     _images: np.ndarray | None = field(default=None, repr=False)
 
@@ -159,7 +160,12 @@ class ShardStore:
             _write_cache(images_path, [p.pop("images") for p in parts])
         meta = _merge_meta(parts, len(corpus.classes))
         soft = _soft_targets(parts, corpus) if any(p["votes"] is not None for p in parts) else None
-        return cls(images_path, (rows, height, width), soft=soft, **meta)
+        weights = (
+            np.concatenate([p["weights"] for p in parts])
+            if parts and all(p["weights"] is not None for p in parts)
+            else None
+        )
+        return cls(images_path, (rows, height, width), soft=soft, weights=weights, **meta)
 
 
 def _read_shard(corpus: Corpus, shard: dict, frame: int, with_images: bool) -> dict:
@@ -170,7 +176,7 @@ def _read_shard(corpus: Corpus, shard: dict, frame: int, with_images: bool) -> d
         raise CorpusError(f"{path}: sha256 differs from the manifest (corpus changed after it was written?)")
     pf = pq.ParquetFile(path)
     names = set(pf.schema_arrow.names)
-    columns = [*META_COLUMNS, *(["label_votes"] if "label_votes" in names else [])]
+    columns = [*META_COLUMNS, *(c for c in ("label_votes", "sample_weight") if c in names)]
     meta = pf.read(columns=columns)
     if meta.num_rows != shard["rows"]:
         raise CorpusError(f"{path}: {meta.num_rows} rows, the manifest says {shard['rows']}")
@@ -189,6 +195,7 @@ def _read_shard(corpus: Corpus, shard: dict, frame: int, with_images: bool) -> d
         "sources": meta.column("source").to_pylist(),
         "sample_ids": meta.column("sample_id").to_pylist(),
         "votes": votes if votes is not None and votes.null_count < len(votes) else None,
+        "weights": meta.column("sample_weight").to_numpy().astype(np.float32) if "sample_weight" in names else None,
         "images": images,
     }
 
@@ -267,7 +274,8 @@ class ShardBatches(IterableDataset):
     """Batches of one rank for one epoch (set_epoch first), as dicts of tensors.
 
     image uint8 (B, H, W), label int64 (B,), index int64 (B,) row in the split (manifest shard
-    order), source int16 (B,), target float32 (B, classes) when the store has soft labels.
+    order), source int16 (B,), target float32 (B, classes) when the store has soft labels, weight float32 (B,)
+    when the shards have sample_weight.
     """
 
     def __init__(self, store: ShardStore, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0,
@@ -309,6 +317,8 @@ class ShardBatches(IterableDataset):
         }
         if store.soft is not None:
             out["target"] = torch.from_numpy(store.soft[indices])
+        if store.weights is not None:
+            out["weight"] = torch.from_numpy(store.weights[indices])
         return out
 
 

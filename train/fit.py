@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from train import __version__, models, png
 from train.augment import affine, step_generator, to_input
@@ -32,6 +34,7 @@ from train.params import TrainParams, to_dict
 log = logging.getLogger("train")
 
 EVAL_BATCH = 512  # evaluation holds no gradients: larger batches, fewer loader round trips
+RANK_SEED_STRIDE = 7919  # ranks draw different augmentations: seed + stride * rank (rank 0 keeps the seed's stream)
 
 
 @dataclass
@@ -47,6 +50,16 @@ class Progress:
     history: list = field(default_factory=list)  # one dict per finished epoch (the learning curves)
     running: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0})
     stopped_early: bool = False
+
+
+def ranks() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; joins the process group when world > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def pick_device(name: str) -> torch.device:
@@ -96,11 +109,20 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 class Run:
-    """One training run: model, optimiser, scheduler and loaders for a corpus and an output folder."""
+    """One training run: model, optimiser, scheduler and loaders for a corpus and an output folder.
+
+    Under torchrun (WORLD_SIZE > 1) each rank trains on its share of every epoch through
+    DistributedDataParallel; rank 0 alone writes checkpoints and outputs, and its validation accuracy
+    drives every rank's plateau and early-stopping decisions (broadcast, so no rank stops alone).
+    """
 
     def __init__(self, corpus: Corpus, out: Path, params: TrainParams):
         self.corpus, self.out, self.p = corpus, out, params
+        self.rank, self.world, local = ranks()
         self.device = pick_device(params.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", local)
+            torch.cuda.set_device(self.device)
         self.cuda = self.device.type == "cuda"
         self.channels_last = params.channels_last and self.cuda
         torch.manual_seed(params.seed)
@@ -108,21 +130,27 @@ class Run:
             torch.use_deterministic_algorithms(True)
         self.stores = {s: ShardStore.open(corpus, s, params.cache_dir) for s in ("train", "val", "test")}
         size = int(corpus.image["height"])
-        self.model = models.build(params.model, len(corpus.classes), size).to(self.device)
+        self.net = models.build(params.model, len(corpus.classes), size).to(self.device)
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.model = self.net  # what training calls; a DDP wrapper of net on several ranks
+        if self.world > 1:
+            self.model = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.cuda else None)
         self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay
+            self.net.parameters(), lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=params.lr_factor, patience=params.lr_patience
         )
-        weights = corpus.class_weights("train") if params.class_weights else None
+        weights = corpus.class_weights("train") if params.loss_weights == "class" else None
         self.class_weights = torch.tensor(weights, device=self.device) if weights else None
+        if params.loss_weights == "sample" and self.stores["train"].weights is None:
+            raise ValueError(f"train.loss_weights is sample but {corpus.root}'s shards have no sample_weight column")
         self.progress = Progress()
+        self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correct since the last flush
         self.train_batches = ShardBatches(
-            self.stores["train"], params.batch_size, shuffle=True, seed=params.seed,
-            drop_last=params.drop_last and len(self.stores["train"]) >= params.batch_size, pin=self.cuda,
+            self.stores["train"], params.batch_size, shuffle=True, seed=params.seed, rank=self.rank, world=self.world,
+            drop_last=params.drop_last and len(self.stores["train"]) // self.world >= params.batch_size, pin=self.cuda,
         )  # fmt: skip
 
     # ---- checkpoints ----
@@ -131,9 +159,12 @@ class Run:
         return self.out / "checkpoints" / "last.pt"
 
     def save_checkpoint(self) -> None:
+        self.flush_sums()
+        if self.rank:
+            return
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         state = {
-            "model": self.model.state_dict(),
+            "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "progress": dataclasses.asdict(self.progress),
@@ -151,7 +182,7 @@ class Run:
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
         if state["classes"] != self.corpus.classes:
             raise ValueError(f"{self.checkpoint_path}: classes {state['classes']} differ from the corpus's")
-        self.model.load_state_dict(state["model"])
+        self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.progress = Progress(**state["progress"])
@@ -162,6 +193,8 @@ class Run:
         return True
 
     def save_model(self, path: Path) -> None:
+        if self.rank:
+            return
         _atomic_save(
             {
                 "kind": "fer-train-model",
@@ -169,7 +202,7 @@ class Run:
                 "classes": self.corpus.classes,
                 "image": self.corpus.image,
                 "tta_flip": self.p.tta_flip,
-                "state_dict": self.model.state_dict(),
+                "state_dict": self.net.state_dict(),
                 "epoch": self.progress.epoch,
                 "created_by": f"train {__version__}",
             },
@@ -180,28 +213,44 @@ class Run:
     def train_step(self, batch: dict) -> None:
         p, prog = self.p, self.progress
         images = batch["image"].to(self.device, non_blocking=True)
-        x = affine(to_input(images), p.augment, step_generator(self.device, p.seed, prog.epoch, prog.step))
+        gen = step_generator(self.device, p.seed + RANK_SEED_STRIDE * self.rank, prog.epoch, prog.step)
+        x = affine(to_input(images), p.augment, gen)
         label = batch["label"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True) if p.soft_labels and "target" in batch else label
         with _autocast(self.device, p.amp):
             logits = self.model(_layout(x, self.channels_last))
-        loss = F.cross_entropy(logits.float(), target, weight=self.class_weights)
+        if p.loss_weights == "sample":
+            w = batch["weight"].to(self.device, non_blocking=True)
+            loss = (F.cross_entropy(logits.float(), target, reduction="none") * w).sum() / w.sum().clamp_min(1e-12)
+        else:
+            loss = F.cross_entropy(logits.float(), target, weight=self.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        run = prog.running
-        run["loss"] += loss.item() * len(label)
-        run["correct"] += int((logits.argmax(1) == label).sum())
-        run["seen"] += len(label)
+        # Summed on the device (float64: the same sums however often they are flushed); reading them every
+        # step would make the CPU wait for the GPU before it gathers the next batch.
+        self._sums[0] += loss.detach().double() * len(label)
+        self._sums[1] += (logits.argmax(1) == label).sum()
+        prog.running["seen"] += len(label)
         prog.step += 1
         prog.global_step += 1
+
+    def flush_sums(self) -> None:
+        """Move the device-side loss / correct sums into progress.running (before a checkpoint or epoch end)."""
+        loss, correct = self._sums.tolist()
+        self.progress.running["loss"] += loss
+        self.progress.running["correct"] += int(correct)
+        self._sums.zero_()
+
+    def make_train_loader(self):
+        return make_loader(self.train_batches, self.p.workers)
 
     def train_epoch(self, max_steps: int | None) -> bool:
         """Run the rest of the current epoch; False when max_steps stopped it part-way (checkpoint saved)."""
         self.model.train()
         self.train_batches.set_epoch(self.progress.epoch, self.progress.step)
         started = time.perf_counter()
-        for batch in make_loader(self.train_batches, self.p.workers):
+        for batch in self.make_train_loader():
             self.train_step(batch)
             done = max_steps is not None and self.progress.global_step >= max_steps
             every = self.p.checkpoint_every
@@ -216,6 +265,7 @@ class Run:
 
     def end_epoch(self) -> None:
         """Validation, learning-rate plateau, best model, early stopping, the learning-curve row; then checkpoint."""
+        self.flush_sums()
         prog, run = self.progress, self.progress.running
         val = self.stores["val"]
         row = {
@@ -227,9 +277,9 @@ class Run:
         }
         accuracy = row["train_accuracy"]  # without a validation split the last epoch counts as best
         if len(val):
-            probs, loss = predict(self.model, val, self.device, tta_flip=self.p.tta_flip, amp=self.p.amp,
+            probs, loss = predict(self.net, val, self.device, tta_flip=self.p.tta_flip, amp=self.p.amp,
                                   channels_last=self.channels_last, workers=self.p.workers)  # fmt: skip
-            accuracy = float((probs.argmax(1) == val.labels).mean())
+            accuracy = self.from_rank0(float((probs.argmax(1) == val.labels).mean()))
             row.update(val_loss=float(loss), val_accuracy=accuracy)
             self.scheduler.step(accuracy)
         prog.history.append(row)
@@ -243,6 +293,14 @@ class Run:
         prog.epoch, prog.step = prog.epoch + 1, 0
         prog.running = Progress().running
         self.save_checkpoint()
+
+    def from_rank0(self, value: float) -> float:
+        """Rank 0's value on every rank (ranks' batch-norm statistics differ a little, so may their scores)."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.broadcast(t, 0)
+        return float(t.item())
 
 
 def fit(corpus_dir: str | Path, out_dir: str | Path, params: TrainParams, *, resume: bool = False,
@@ -261,7 +319,7 @@ def fit(corpus_dir: str | Path, out_dir: str | Path, params: TrainParams, *, res
         if not run.train_epoch(max_steps):
             return None
         run.end_epoch()
-    return write_outputs(run)
+    return write_outputs(run) if run.rank == 0 else None
 
 
 def load_model(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -296,7 +354,7 @@ def write_outputs(run: Run) -> dict:
     plots.mkdir(exist_ok=True)
     metrics = {
         "model": run.p.model,
-        "parameters": models.parameter_count(run.model),
+        "parameters": models.parameter_count(run.net),
         "epochs_run": prog.epoch,
         "best_epoch": prog.best_epoch,
         "stopped_early": prog.stopped_early,

@@ -61,7 +61,7 @@ class TrainParams:
     lr_factor: float = rule(0.5, lambda v: 0 < v < 1, "a number in (0, 1)")
     lr_patience: int = rule(2, _non_negative, "an integer >= 0")
     early_stop_patience: int = rule(6, _positive, "an integer > 0")
-    class_weights: bool = True
+    loss_weights: str = _one_of("class", "sample", "none")
     soft_labels: bool = True
     augment: Augment = field(default_factory=Augment)
     tta_flip: bool = True
@@ -92,17 +92,21 @@ def _type_ok(value, annotation) -> tuple[bool, str]:
     return isinstance(value, annotation), annotation.__name__
 
 
-def build(cls, raw: Mapping | None, path: str, origin: str = "params.yaml"):
-    """An instance of dataclass `cls` from a mapping, every value checked; ParamsError names the key path."""
+def build(cls, raw: Mapping | None, path: str, origin: str | None = "params.yaml"):
+    """An instance of dataclass `cls` from a mapping, every value checked; ParamsError names the key path.
+
+    The message starts with `origin: ` (the file) unless origin is None.
+    """
+    lead = f"{origin}: " if origin else ""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise ParamsError(f"{origin}: {path}: must be a mapping (got {raw!r})")
+        raise ParamsError(f"{lead}{path}: must be a mapping (got {raw!r})")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ParamsError(f"{origin}: {path}.{unknown[0]}: unknown key (known: {', '.join(fields)})")
+        raise ParamsError(f"{lead}{path}.{unknown[0]}: unknown key (known: {', '.join(fields)})")
     values = {}
     for name, value in raw.items():
         key, annotation = f"{path}.{name}", hints[name]
@@ -114,7 +118,7 @@ def build(cls, raw: Mapping | None, path: str, origin: str = "params.yaml"):
         if ok and value is not None and "check" in meta:
             ok, kind = meta["check"](value), meta["expect"]
         if not ok:
-            raise ParamsError(f"{origin}: {key}: must be {kind} (got {value!r})")
+            raise ParamsError(f"{lead}{key}: must be {kind} (got {value!r})")
         values[name] = float(value) if annotation is float else value
     return cls(**values)
 
@@ -129,6 +133,11 @@ def load(params_path: str | Path | None, overrides: Mapping | None = None) -> Tr
         raw = dict(doc.get("train") or {})
     raw.update(overrides or {})
     return build(TrainParams, raw, "train", origin=Path(origin).name)
+
+
+def check_block(block: Mapping) -> None:
+    """fer-data's params check of the whole file calls this for `train:` (pyproject entry point fer_data.params)."""
+    build(TrainParams, block, "train", origin=None)
 
 
 def to_dict(params: TrainParams) -> dict:
