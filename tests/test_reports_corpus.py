@@ -168,3 +168,18 @@ def test_the_report_of_a_real_corpus_build_renders_offline(chromium, curated, tm
     shown = render(index, tmp_path / "shots", binary=chromium)
     shown.assert_offline_complete(min_images=html.count("<img "))
     assert not shown.console
+
+
+def test_landmarks_are_drawn_on_the_originals_face_box_too(page, tmp_path):
+    assert any("original | aligned" in f and ".tiff" in f for f in _figures(page, "landmarks"))  # JAFFE files
+    assert any("aligned" in f and "fer2013.csv:" in f for f in _figures(page, "landmarks"))  # CSV: aligned only
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "frame.png"), np.full((100, 200), 128, np.uint8))
+    pts = np.stack([np.full(68, 120.0), np.linspace(40, 60, 68)], axis=1)  # a vertical line at x = 120
+    out = report.original_with_landmarks(tmp_path, "frame.png", [100, 30, 140, 70], pts.ravel(), px=120)
+    # The box (40 px) plus a 25 % margin each side is 60 px, shown at 120 px: x = 120 lands at (120 - 90) * 2.
+    assert out.shape == (120, 120, 3)
+    colourful = out.max(axis=2).astype(int) - out.min(axis=2) > 60
+    assert colourful[:, 60].sum() > 30 and not colourful[:, 5].any()
+    assert report.original_with_landmarks(tmp_path, "fer2013.csv:7", [0, 0, 1, 1], pts.ravel(), 64) is None

@@ -79,7 +79,7 @@ def build_corpus(
     start = time.perf_counter()
     staging = new_staging(out)
     try:
-        manifest = _build(tables, staging, cp, params)
+        manifest = _build(tables, staging, cp, params, raw)
         manifest_path = staging / MANIFEST
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _write_report(staging, cp)
@@ -111,7 +111,7 @@ def check_inputs(tables: Sequence[inputs.Table], cp: CorpusParams) -> None:
 
 
 def _build(
-    tables: Sequence[inputs.Table], staging: Path, cp: CorpusParams, params: params_mod.Params
+    tables: Sequence[inputs.Table], staging: Path, cp: CorpusParams, params: params_mod.Params, raw: Mapping
 ) -> dict[str, Any]:
     """Everything but the report and the switch: decisions, shards, groups, metrics, the gate; the manifest."""
     classes = list(params.target.classes)

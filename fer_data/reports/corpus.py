@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -84,6 +85,9 @@ CSV_LOCATOR = re.compile(r"\.csv:\d+$", re.IGNORECASE)
 # Rows per metadata batch: large enough that per-batch pandas work is amortised (a few ms a batch),
 # small enough to stay a few MB of metadata columns.
 BATCH_ROWS = 16384
+SPLIT_ORDER = ("train", "val", "test")
+# Context kept around the face box when an original is shown with its landmarks (share of the box side).
+CROP_MARGIN = 0.25
 # Captions show a locator's file name, cut to fit under a thumbnail (11 px text); the whole one is on hover.
 CAPTION_CHARS = 20
 
@@ -237,8 +241,8 @@ def _aligned(row: Mapping[str, Any] | None) -> np.ndarray | None:
     return np.frombuffer(row["image"], np.uint8).reshape(int(row["height"]), int(row["width"]))
 
 
-def original_thumbnail(root: Path | None, locator: str, px: int) -> np.ndarray | None:
-    """The original file of LOCATOR under ROOT, decoded as the pipeline decodes it, as a thumbnail.
+def read_original(root: Path | None, locator: str) -> np.ndarray | None:
+    """The original file of LOCATOR under ROOT, decoded as the pipeline decodes it (grey).
 
     None for CSV rows, video frames, missing files, and locators that point outside ROOT (they come
     from user files: a report must not embed whatever `../../` names).
@@ -253,13 +257,52 @@ def original_thumbnail(root: Path | None, locator: str, px: int) -> np.ndarray |
         grey, _ = imageio.read_grey(path)
     except imageio.UnreadableImage:
         return None
-    return H.thumbnail(grey, px)
+    return grey
+
+
+def original_thumbnail(root: Path | None, locator: str, px: int) -> np.ndarray | None:
+    """`read_original` downscaled so its longer side is at most PX."""
+    grey = read_original(root, locator)
+    return None if grey is None else H.thumbnail(grey, px)
+
+
+def original_with_landmarks(
+    root: Path | None, locator: str, bbox: Sequence[int] | None, points: Sequence[float] | None, px: int
+) -> np.ndarray | None:
+    """The original cropped around its face box (plus CROP_MARGIN), PX on its longer side, with the
+    landmarks fitted on it (`landmarks_original`) drawn: where the fit went before any alignment."""
+    grey = read_original(root, locator)
+    if grey is None or bbox is None or points is None:
+        return None
+    left, top, right, bottom = (float(v) for v in bbox)
+    margin = CROP_MARGIN * max(right - left, bottom - top)
+    x0, y0 = max(0, int(left - margin)), max(0, int(top - margin))
+    x1, y1 = min(grey.shape[1], int(right + margin)), min(grey.shape[0], int(bottom + margin))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    crop = grey[y0:y1, x0:x1]
+    scale = px / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    pts = (np.asarray(points, np.float64).reshape(-1, 2) - (x0, y0) + 0.5) * scale - 0.5
+    return H.draw_landmarks(small, pts, scale=1)
 
 
 class Images:
     """Aligned faces (shards first, then the curated tables for dropped rows) and originals."""
 
-    COLUMNS = ("image", "width", "height", "landmarks", "label", "source", "locator", "split")
+    COLUMNS = (
+        "image",
+        "width",
+        "height",
+        "landmarks",
+        "landmarks_original",
+        "bbox",
+        "label",
+        "source",
+        "locator",
+        "split",
+    )
 
     def __init__(self, corpus: Corpus, p: ReportParams):
         self.corpus, self.p = corpus, p
@@ -296,9 +339,14 @@ def _short(locator: str) -> str:
 # --- sections ------------------------------------------------------------------------------------
 
 
+def _split_rank(split: str) -> tuple[int, str]:
+    """train, val, test first, in that order (manifest.json's keys are sorted alphabetically)."""
+    return (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER), split)
+
+
 def _overview(c: Corpus, group_stats: pd.DataFrame) -> str:
     m = c.manifest
-    splits = m.get("splits") or {}
+    splits = dict(sorted((m.get("splits") or {}).items(), key=lambda kv: _split_rank(kv[0])))
     split_rows = [
         [s, v.get("rows", 0)] + [(v.get("class_counts") or {}).get(k, 0) for k in c.classes] for s, v in splits.items()
     ]
@@ -331,7 +379,7 @@ def _overview(c: Corpus, group_stats: pd.DataFrame) -> str:
 
 
 def _distribution(c: Corpus, counts: Counter) -> str:
-    splits = list((c.manifest.get("splits") or {}).keys()) or sorted({s for _, s, _ in counts})
+    splits = sorted((c.manifest.get("splits") or {}).keys() or {s for _, s, _ in counts}, key=_split_rank)
     sources = sorted({src for src, _, _ in counts})
     by_split = {
         s: {k: sum(n for (_, sp, lab), n in counts.items() if sp == s and lab == k) for k in c.classes} for s in splits
@@ -368,17 +416,23 @@ def _class_grid(c: Corpus, scan: Scan, images: Images, p: ReportParams) -> str:
     return "".join(out)
 
 
-def _landmark_grid(scan: Scan, images: Images, p: ReportParams) -> str:
-    picks = scan.landmarks.rows
+def _landmark_grid(corpus: Corpus, scan: Scan, images: Images, p: ReportParams) -> str:
+    """Aligned faces with their landmarks, beside the original's face box with the fit drawn where there is a file."""
     faces = []
-    for r in _round_robin(picks, "source"):
+    for r in _round_robin(scan.landmarks.rows, "source"):
         row = images.rows.get(r["sample_id"])
         face = images.aligned(r["sample_id"])
         if face is None or not row or row.get("landmarks") is None:
             continue
-        drawn = H.draw_landmarks(face, row["landmarks"], scale=max(2, round(2 * p.face_px / face.shape[1])))
-        faces.append(H.Face(drawn, [r["source"], _short(r["locator"])], title=r["locator"]))
-    return H.face_grid(faces[: p.landmark_faces], width=2 * p.face_px, empty="no aligned faces with landmarks")
+        side = 2 * p.face_px
+        drawn = H.draw_landmarks(face, row["landmarks"], scale=max(2, round(side / face.shape[1])))
+        orig = original_with_landmarks(
+            corpus.raw.get(r["source"]), r["locator"], row.get("bbox"), row.get("landmarks_original"), side
+        )
+        picture = H.side_by_side([orig, drawn], height=drawn.shape[0]) if orig is not None else drawn
+        what = "original | aligned" if orig is not None else "aligned"
+        faces.append(H.Face(picture, [r["source"], _short(r["locator"]), what], title=r["locator"]))
+    return H.face_grid(faces[: p.landmark_faces], width=None, height=2 * p.face_px, empty="no faces with landmarks")
 
 
 def _round_robin(frame: pd.DataFrame, by: str) -> list[dict[str, Any]]:
@@ -386,7 +440,10 @@ def _round_robin(frame: pd.DataFrame, by: str) -> list[dict[str, Any]]:
     if frame.empty:
         return []
     lists = [g.to_dict("records") for _, g in frame.groupby(by, sort=True)]
-    return [row for tier in zip(*[lst + [None] * (max(map(len, lists)) - len(lst)) for lst in lists]) for row in tier if row]
+    out = []
+    for i in range(max(map(len, lists))):
+        out += [rows[i] for rows in lists if i < len(rows)]
+    return out
 
 
 def _worst(scan: Scan, images: Images, p: ReportParams) -> str:
@@ -473,7 +530,7 @@ def _group_cards(g: Groups, images: Images, p: ReportParams) -> str:
             img, what = images.original_and_aligned(r["sample_id"], r["source"], str(r["locator"]))
             if img is not None:
                 faces.append(H.Face(img, _member_caption(r, what), title=str(r["locator"])))
-        labels = ", ".join(f"{k} ×{v}" for k, v in Counter(mine["label"]).most_common())
+        labels = ", ".join(f"{k}: {v}" for k, v in Counter(mine["label"]).most_common())
         sources = ", ".join(sorted(set(mine["source"])))
         head = f"<b>{H.esc(key)}</b>: {len(mine)} rows · sources: {H.esc(sources)} · labels: {H.esc(labels)}"
         more = f" (showing {len(g.shown[key])})" if len(mine) > len(g.shown[key]) else ""
@@ -561,31 +618,28 @@ def render(corpus: Corpus, p: ReportParams) -> str:
         (
             "landmarks",
             "Faces with their landmarks",
-            _landmark_grid(scan, images, p),
-            "The 68 points on the aligned face: jaw, brows, nose, eyes and mouth in their own colours. "
-            "Points off the face mean a bad fit.",
+            _landmark_grid(corpus, scan, images, p),
+            "The 68 points as fitted on the original (its face box and a margin) and on the aligned face: "
+            "jaw, brows, nose, eyes and mouth in their own colours. Points off the face mean a bad fit.",
         ),
         ("quality", "Worst faces by quality metric", _worst(scan, images, p), "Kept rows only, worst first."),
         (
             "duplicates",
             "Largest duplicate groups",
-            _group_cards(dups, images, p)
-            or "<p class=muted>No duplicate groups.</p>",
+            _group_cards(dups, images, p) or "<p class=muted>No duplicate groups.</p>",
             "Exact and near copies found across and within sources: one row of each group is kept. "
             "Original files where the source has them (CSV sources: the aligned face).",
         ),
         (
             "identities",
             "Identity clusters across sources",
-            _group_cards(people, images, p)
-            or "<p class=muted>No identity spans two sources.</p>",
+            _group_cards(people, images, p) or "<p class=muted>No identity spans two sources.</p>",
             "Probable people seen in more than one source; each identity stays in one split.",
         ),
         (
             "conflicts",
             "Label conflicts",
-            _group_cards(conflicts, images, p)
-            or "<p class=muted>No duplicate group has disagreeing labels.</p>",
+            _group_cards(conflicts, images, p) or "<p class=muted>No duplicate group has disagreeing labels.</p>",
             "Copies of one face with different labels: for stewards to decide.",
         ),
         (

@@ -121,7 +121,9 @@ ASSETS: tuple[Asset, ...] = (
 LICENCE = re.compile(r"^(licen[cs]e|copying|notice)([.-][\w.]+)?$|^package\.json$", re.IGNORECASE)
 # GX's logos come from S3 with a timestamp query (a tracking pixel in effect); GX writes the same
 # logo to the site's static/images, which the pages are pointed at instead.
-LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/([\w.-]+\.png)(\?[^\"')\s]*)?")
+LOGO = re.compile(
+    r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/([\w.-]+\.png)(\?[^\"')\s]*)?"
+)
 LOCAL_LOGO = "logo-long.png"
 VENDOR = Path("static") / "vendor"
 TAG = re.compile(r"<(?:script|link)\b[^>]*>", re.IGNORECASE)

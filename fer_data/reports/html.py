@@ -94,9 +94,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequen
     num = set(numeric)
     head = "".join(f"<th{' class=num' if i in num else ''}>{esc(h)}</th>" for i, h in enumerate(headers))
     body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=num' if i in num else ''}>{_cell(c)}</td>" for i, c in enumerate(row))
-        + "</tr>"
+        "<tr>" + "".join(f"<td{' class=num' if i in num else ''}>{_cell(c)}</td>" for i, c in enumerate(row)) + "</tr>"
         for row in rows
     )
     return f"<table{'' if full else ' class=auto'}><tr>{head}</tr>{body}</table>"
@@ -200,7 +198,9 @@ class Face:
     title: str | None = None
 
 
-def face_grid(faces: Iterable[Face], *, width: int | None = 96, height: int | None = None, empty: str = "nothing to show") -> str:
+def face_grid(
+    faces: Iterable[Face], *, width: int | None = 96, height: int | None = None, empty: str = "nothing to show"
+) -> str:
     """Faces side by side, wrapping, each with its caption lines under it.
 
     WIDTH sets every picture's on-screen width; or HEIGHT sets it from each picture's aspect
