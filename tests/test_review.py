@@ -285,3 +285,17 @@ def test_fer_data_review_refuses_bad_params_before_work(tmp_path):
     )
     assert res.exit_code != 0 and "review.oof.folds: must be an integer >= 2" in res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_label_review_flow_writes_the_review(prefect_api, tmp_path):
+    from pipelines.review_flow import review_flow
+
+    images = np.stack([ct.face(i) for i in range(30)])
+    corpus = rf.corpus_of(tmp_path / "corpus", images, np.arange(30) % 3, [f"f{i}" for i in range(30)],
+                          [f"f{i}" for i in range(30)])  # fmt: skip
+    params = tmp_path / "params.yaml"
+    params.write_text("review:\n  oof: {folds: 2, model: hog_logreg}\n")
+    summary = review_flow(str(corpus), str(tmp_path / "out"), str(params))
+    assert summary["rows"] == 30 and summary["oof"]["folds"] == 2
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["rows"] == 30
+    assert (tmp_path / "out" / "index.html").exists() and (tmp_path / "out" / "label_issues.parquet").exists()

@@ -31,6 +31,8 @@ svg.mini text{font:10px system-ui,sans-serif;fill:var(--fg)}
 """
 #: Mini bar chart geometry (px): one row a class, readable at 7-8 classes in a 330 px card.
 MINI_ROW, MINI_LABEL, MINI_BAR = 12, 66, 70
+#: On-screen width of a card's picture: with the 170 px chart it fills the 330 px card without overflowing.
+PICTURE_PX = 140
 #: Below this many times chance accuracy the page warns that flags mostly reflect the model's errors: confident
 #: learning on calibrated probabilities needs ~90 % accuracy for precision 0.8 at 5 % noise (bench_review.py sweep).
 WEAK_MODEL_TIMES_CHANCE = 3
@@ -62,7 +64,7 @@ def _decision_line(row: Mapping[str, Any]) -> str:
 def _card(row: Mapping[str, Any], images: Images, classes: list[str], canonical: list[str], done: dict | None) -> str:
     picture, what = images.original_and_aligned(row["sample_id"], row["source"], str(row["locator"]))
     pic = (
-        H.img_tag(picture, f"{row['label']} face", width=min(picture.shape[1] * 2, 200), title=what)
+        H.img_tag(picture, f"{row['label']} face", width=min(picture.shape[1] * 2, PICTURE_PX), title=what)
         if picture is not None
         else "<p class=muted>no image</p>"
     )
