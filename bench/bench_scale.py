@@ -118,18 +118,20 @@ def bench_frames(a: argparse.Namespace) -> dict:
                 run_curate("affwild2", a.work / "out-warm", params_path=str(params[f"dask-{k}"]))
             for rep in range(a.repeats):
                 for key, path in params.items():
-                    start = time.perf_counter()
+                    cluster = clusters[int(key[-1])] if key.startswith("dask") else None
+                    cpu0, start = worker_cpu(cluster), time.perf_counter()
                     m = run_curate("affwild2", a.work / f"out-{key}", params_path=str(path))
-                    wall = time.perf_counter() - start
+                    wall, cpu = time.perf_counter() - start, worker_cpu(cluster) - cpu0
                     runs[key].append(
                         {
                             "seconds": wall,
+                            "cpu_s": cpu,
                             "read": m["read"],
                             "curated": m["curated"],
                             "worker_peak_rss_mb": m["worker_peak_rss_mb"],
                         }
                     )
-                    print(f"repeat {rep + 1} {key}: {wall:.1f} s, {frames / wall:.0f} frames/s", flush=True)
+                    print(f"repeat {rep + 1} {key}: {wall:.1f} s, {frames / wall:.0f} frames/s, {cpu:.1f} worker CPU-s")
     finally:
         for c in clusters.values():
             c.close()
