@@ -95,6 +95,13 @@ def worker_cpu(cluster) -> float:
         return sum(client.run(lambda: sum(__import__("os").times()[:2])).values())
 
 
+def worker_peak_rss_mb(cluster) -> list[float]:
+    """Peak RSS of each of CLUSTER's worker processes (the flow's metrics hold the flow process's own)."""
+    with cluster.get_client() as client:
+        peaks = client.run(lambda: __import__("resource").getrusage(0).ru_maxrss / 1024)
+    return sorted(round(v, 1) for v in peaks.values())
+
+
 def bench_frames(a: argparse.Namespace) -> dict:
     from distributed import LocalCluster
 
@@ -118,22 +125,27 @@ def bench_frames(a: argparse.Namespace) -> dict:
                 run_curate("affwild2", a.work / "out-warm", params_path=str(params[f"dask-{k}"]))
             for rep in range(a.repeats):
                 for key, path in params.items():
-                    start = time.perf_counter()
+                    cluster = clusters[int(key[-1])] if key.startswith("dask") else None
+                    cpu0, start = worker_cpu(cluster), time.perf_counter()
                     m = run_curate("affwild2", a.work / f"out-{key}", params_path=str(path))
-                    wall = time.perf_counter() - start
+                    wall, cpu = time.perf_counter() - start, worker_cpu(cluster) - cpu0
                     runs[key].append(
                         {
                             "seconds": wall,
+                            "cpu_s": cpu,
                             "read": m["read"],
                             "curated": m["curated"],
                             "worker_peak_rss_mb": m["worker_peak_rss_mb"],
                         }
                     )
-                    print(f"repeat {rep + 1} {key}: {wall:.1f} s, {frames / wall:.0f} frames/s", flush=True)
+                    print(f"repeat {rep + 1} {key}: {wall:.1f} s, {frames / wall:.0f} frames/s, {cpu:.1f} worker CPU-s")
+            rss = {k: worker_peak_rss_mb(c) for k, c in clusters.items()}
     finally:
         for c in clusters.values():
             c.close()
-    return summarise_frames(runs, frames, a)
+    result = summarise_frames(runs, frames, a)
+    result["dask_worker_peak_rss_mb"] = rss
+    return result
 
 
 def summarise_frames(runs: dict[str, list[dict]], frames: int, a: argparse.Namespace) -> dict:
@@ -151,7 +163,7 @@ def summarise_frames(runs: dict[str, list[dict]], frames: int, a: argparse.Names
             if key.startswith("dask")
             else None,
             "curated": rs[0]["curated"],
-            "worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in rs),
+            "run_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in rs),  # the flow process's, with Prefect
         }
     for runner in ("process", "dask"):
         one, two = table[f"{runner}-1"], table[f"{runner}-2"]

@@ -115,6 +115,7 @@ def cluster(tmp_path_factory) -> Iterator[dict]:
     }
     procs = Processes(env, tmp)
     address = f"tcp://127.0.0.1:{sched_port}"
+    client = None
     try:
         procs.start(
             "prefect", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(api_port)]
@@ -128,8 +129,9 @@ def cluster(tmp_path_factory) -> Iterator[dict]:
         client.wait_for_workers(2, timeout=STARTUP_S)
         wait_for("the Prefect server", lambda: http_ok(f"http://127.0.0.1:{api_port}/api/health"), procs)
         yield {"address": address, "env": env, "procs": procs, "client": client, "tmp": tmp}
-        client.close()
     finally:
+        if client is not None:
+            client.close()
         procs.close()
 
 
