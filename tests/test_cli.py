@@ -57,5 +57,5 @@ def test_reasons_and_params_are_listed_from_the_registry():
     )
     assert any(line.startswith("sources.jaffe.follow_symlinks_outside_root: False") for line in out)  # shared keys
     assert any(
-        line.startswith("align.border: 'constant'") for line in CliRunner().invoke(main, ["params"]).output.splitlines()
+        line.startswith("align.border: 'edge'") for line in CliRunner().invoke(main, ["params"]).output.splitlines()
     )
