@@ -90,7 +90,7 @@ def fed(run: Run, seconds: float, warmup: int) -> dict:
     images, epoch, sampler, started = 0, 0, None, None
     while True:
         run.train_batches.set_epoch(epoch)
-        for batch in run.make_train_loader():
+        for batch in run.train_loader:
             run.train_step(batch)
             if started is None and run.progress.global_step >= warmup:
                 _sync()
@@ -112,7 +112,7 @@ def fed(run: Run, seconds: float, warmup: int) -> dict:
 def resident(run: Run, seconds: float, warmup: int) -> dict:
     """The same step on one batch kept on the device."""
     run.train_batches.set_epoch(0)
-    batch = next(iter(run.make_train_loader()))
+    batch = next(iter(run.train_loader))
     batch = {k: v.to(run.device) for k, v in batch.items()}
     for _ in range(warmup):
         run.train_step(batch)

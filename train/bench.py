@@ -24,10 +24,11 @@ def bench_loader(corpus_dir: str | Path, *, split: str = "train", batch_size: in
     pin = torch.cuda.is_available() if pin is None else pin
     dataset = ShardBatches(store, batch_size, shuffle=True, seed=0, drop_last=False, pin=pin)
     walls, cpus, images = [], [], 0
-    for epoch in range(epochs + 1):  # epoch 0 warms the page cache
+    loader = make_loader(dataset, workers)
+    for epoch in range(epochs + 1):  # epoch 0 warms the page cache (and starts any workers)
         dataset.set_epoch(epoch)
         w0, c0, n = time.perf_counter(), time.process_time(), 0
-        for batch in make_loader(dataset, workers):
+        for batch in loader:
             n += len(batch["label"])
         if epoch:
             walls.append(time.perf_counter() - w0)

@@ -282,11 +282,20 @@ class ShardBatches(IterableDataset):
                  world: int = 1, drop_last: bool = False, pin: bool = False):  # fmt: skip
         self.store, self.batch_size, self.shuffle, self.seed = store, batch_size, shuffle, seed
         self.rank, self.world, self.drop_last, self.pin = rank, world, drop_last, pin
-        self.epoch, self.start = 0, 0
+        # (epoch, first batch) in shared memory: persistent workers read it each time an epoch starts.
+        self._position = torch.zeros(2, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._position[0])
+
+    @property
+    def start(self) -> int:
+        return int(self._position[1])
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """The epoch to iterate, from batch `start` (a resumed epoch skips the batches already done)."""
-        self.epoch, self.start = epoch, start
+        self._position[0], self._position[1] = epoch, start
 
     def batches(self) -> list[np.ndarray]:
         """This rank's whole epoch, batch by batch (row indices)."""
@@ -301,7 +310,8 @@ class ShardBatches(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         # Pinned straight from the gather in the main process; workers cannot touch CUDA, the DataLoader pins theirs.
         pin = self.pin and info is None
-        for indices in self.batches()[self.start + worker :: workers]:
+        batches = self.batches()
+        for indices in batches[self.start + worker :: workers]:
             yield self.batch(indices, pin)
 
     def batch(self, indices: np.ndarray, pin: bool = False) -> dict[str, torch.Tensor]:
@@ -322,13 +332,21 @@ class ShardBatches(IterableDataset):
         return out
 
 
+WORKER_START = "spawn"  # clean worker processes: a fork would inherit the caller's threads and exit hooks (Prefect's)
+
+
 def make_loader(dataset: ShardBatches, workers: int) -> DataLoader:
-    """A DataLoader over already-batched items; with workers it pins in its pin thread (CUDA only)."""
+    """A DataLoader over already-batched items; iterate it once per epoch after `dataset.set_epoch`.
+
+    With workers, they are started once (spawned, then kept: a spawn costs an import of torch) and
+    read each epoch's position from shared memory; the DataLoader pins their batches (CUDA only).
+    """
     return DataLoader(
         dataset,
         batch_size=None,
         num_workers=workers,
         pin_memory=dataset.pin and workers > 0,
         prefetch_factor=4 if workers else None,
-        persistent_workers=False,
+        persistent_workers=workers > 0,
+        multiprocessing_context=WORKER_START if workers else None,
     )

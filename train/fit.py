@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -86,13 +87,14 @@ def _atomic_text(path: Path, content: str) -> None:
 
 
 @torch.no_grad()
-def predict(model, store: ShardStore, device: torch.device, *, tta_flip: bool, amp: bool, channels_last: bool,
-            workers: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def predict(
+    model, store: ShardStore, device: torch.device, *, tta_flip: bool, amp: bool, channels_last: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (rows, classes) for every row of a store, in row order, and the mean loss."""
     model.eval()
     dataset = ShardBatches(store, EVAL_BATCH, shuffle=False, pin=device.type == "cuda")
     probs, losses = [], []
-    for batch in make_loader(dataset, workers):
+    for batch in dataset:  # one pass, a gather a batch: workers would only add their start-up
         x = to_input(batch["image"].to(device, non_blocking=True))
         with _autocast(device, amp):
             views = [x, x.flip(3)] if tta_flip else [x]
@@ -242,7 +244,9 @@ class Run:
         self.progress.running["correct"] += int(correct)
         self._sums.zero_()
 
-    def make_train_loader(self):
+    @functools.cached_property
+    def train_loader(self):
+        """One DataLoader for the whole run (its workers, if any, persist across epochs)."""
         return make_loader(self.train_batches, self.p.workers)
 
     def train_epoch(self, max_steps: int | None) -> bool:
@@ -250,7 +254,7 @@ class Run:
         self.model.train()
         self.train_batches.set_epoch(self.progress.epoch, self.progress.step)
         started = time.perf_counter()
-        for batch in self.make_train_loader():
+        for batch in self.train_loader:
             self.train_step(batch)
             done = max_steps is not None and self.progress.global_step >= max_steps
             every = self.p.checkpoint_every
@@ -278,7 +282,7 @@ class Run:
         accuracy = row["train_accuracy"]  # without a validation split the last epoch counts as best
         if len(val):
             probs, loss = predict(self.net, val, self.device, tta_flip=self.p.tta_flip, amp=self.p.amp,
-                                  channels_last=self.channels_last, workers=self.p.workers)  # fmt: skip
+                                  channels_last=self.channels_last)  # fmt: skip
             accuracy = self.from_rank0(float((probs.argmax(1) == val.labels).mean()))
             row.update(val_loss=float(loss), val_accuracy=accuracy)
             self.scheduler.step(accuracy)
