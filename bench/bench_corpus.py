@@ -222,7 +222,7 @@ def bench_neardup(work: Path) -> dict:
 
 def pairwise(meta: pd.DataFrame, roots: np.ndarray) -> dict:
     """Pairwise precision and recall of the duplicate groups against the original files (no all-pairs loop)."""
-    f = pd.DataFrame({"root": roots, "orig": meta["original"], "person": meta["person"]})
+    f = pd.DataFrame({"root": roots, "orig": meta["original"].to_numpy(), "person": meta["person"].to_numpy()})
 
     def n_pairs(counts: pd.Series) -> int:
         return int((counts * (counts - 1) // 2).sum())
