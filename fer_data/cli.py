@@ -61,6 +61,15 @@ class PluginGroup(click.Group):
             raise click.ClickException(f"`fer-data {cmd_name}` needs {target}: {exc}") from None
 
 
+#: The `--params` option of every command that reads params.yaml (load_params applies the default).
+params_option = click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="params.yaml (default: ./params.yaml if present).",
+)
+
+
 @click.group(cls=PluginGroup)
 @click.version_option(__version__)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -104,12 +113,7 @@ def demo(out_dir: str, source_names: tuple[str, ...], decisions: str | None) -> 
     type=click.Path(file_okay=False),
     help="Writes OUT/curated.parquet, OUT/rejects.parquet, OUT/metrics.json.",
 )
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="params.yaml (default: ./params.yaml if present).",
-)
+@params_option
 @click.option("--workers", type=int, help="Processes for face work (default: params run.workers; 0 = all cores).")
 def curate(source_name: str, root: str | None, out_dir: str, params_path: str | None, workers: int | None) -> None:
     """Curate one dataset. Exits 0 when it ran, whatever it rejected."""
@@ -167,12 +171,7 @@ def params_cmd(source_names: tuple[str, ...]) -> None:
     "--curated-root", default="data/curated", show_default=True, help="Holds one curate output folder per source."
 )
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="params.yaml (default: ./params.yaml if present).",
-)
+@params_option
 @click.option(
     "--report",
     "report_dir",
@@ -205,12 +204,7 @@ def validate_cmd(
 @main.command("manifest")
 @click.option("--curated-root", default="data/curated", show_default=True)
 @click.option("--source", "sources", multiple=True, help="Only these sources (default: every source in params.yaml).")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="params.yaml (default: ./params.yaml if present).",
-)
+@params_option
 @click.option(
     "--report", "report_dir", default="reports/validation", show_default=True, type=click.Path(file_okay=False)
 )
@@ -249,12 +243,7 @@ def manifest_cmd(
     help="Validated-dataset manifest read when no --curated is given: only validated tables are published.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Corpus folder.")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="params.yaml (default: ./params.yaml if present).",
-)
+@params_option
 def corpus_cmd(curated_dirs: tuple[str, ...], validated: str, out_dir: str, params_path: str | None) -> None:
     """Merge curated tables into leak-free train/val/test shards (OUT/manifest.json, written last)."""
     from fer_data import corpus
@@ -290,12 +279,7 @@ def corpus_cmd(curated_dirs: tuple[str, ...], validated: str, out_dir: str, para
     help="Model: .pt2 (torch.export) or TorchScript (default: drift.model).",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when a check fails (the verdict is in drift.json).")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="params.yaml (default: ./params.yaml if present).",
-)
+@params_option
 def drift_cmd(
     reference: str | None,
     batch: str | None,
@@ -339,12 +323,7 @@ def drift_cmd(
     "--corpus", "corpus_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Corpus folder."
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Review output folder.")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="params.yaml (default: ./params.yaml).",
-)
+@params_option
 def review_cmd(corpus_dir: str, out_dir: str, params_path: str | None) -> None:
     """Find likely mislabelled and ambiguous training faces: OUT/label_issues.parquet and the page OUT/index.html."""
     from fer_data.review.build import review
