@@ -9,7 +9,7 @@ import pytest
 
 from fer_data.corpus import dups, features, identity, splits
 from fer_data.corpus.groups import UnionFind, component_names
-from fer_data.corpus.params import IdentityParams
+from fer_data.corpus.params import DuplicateParams, IdentityParams
 
 
 def test_union_find_components_are_named_by_their_smallest_id():
@@ -86,3 +86,20 @@ def test_hnsw_index_beyond_the_exact_search_finds_the_same_neighbours(monkeypatc
     assert "HNSW" in type(index).__name__
     approx = knn.neighbours(index, vectors, 5)[1]
     assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, approx)]) >= 0.99
+
+
+def test_a_mirrored_copy_is_compared_mirrored_whichever_search_found_it():
+    faces = [ct.face(i) for i in range(12)]
+    faces.append(ct.copy_of(faces[3]))  # row 12: a mirrored, re-encoded copy of row 3
+    feats = features.Features(
+        sha=np.array([str(i) for i in range(len(faces))], dtype=object),
+        hashes=np.array([(features.phash64(f), features.phash64(f[:, ::-1].copy())) for f in faces], np.uint64),
+        small=np.array([cv2.resize(f, (features.SMALL, features.SMALL), interpolation=cv2.INTER_AREA) for f in faces]),
+    )
+    # A threshold every pair passes: the plain search lists (3, 12) as well, unmirrored.
+    p = DuplicateParams(candidate_correlation=0.01, neighbours=len(faces))
+    pairs, flips = dups.candidate_pairs(feats, p)
+    at = [k for k, (i, j) in enumerate(pairs) if (i, j) == (3, 12)]
+    assert len(at) == 1 and flips[at[0]]
+    labels = np.array(["x"] * len(faces), dtype=object)
+    assert [tuple(x) for x in dups.confirm(pairs, flips, feats, None, labels, p)] == [(3, 12)]

@@ -7,7 +7,8 @@ only when every signal agrees, cheapest first (thresholds measured on real faces
 "Corpus"):
 
 1. candidates: faiss nearest neighbours of each face's 16 px thumbnail, and of its mirror
-   image's, with correlation >= candidate_correlation;
+   image's, with correlation >= candidate_correlation; each pair is then compared the way it
+   correlates best (as it is, or mirrored);
 2. perceptual hash (imagehash's DCT hash) of the face or its mirror within max_hash_distance;
 3. face-embedding distance <= max_embedding_distance where both rows have one (a copy is the
    same person; different people of similar pose are > 0.36 apart on JAFFE/CK+);
@@ -41,23 +42,27 @@ ECC_BLUR = 3
 
 
 def candidate_pairs(feats: Features, p: DuplicateParams) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j) whose thumbnails correlate >= candidate_correlation, and whether the best match was mirrored."""
+    """Pairs (i < j) whose thumbnails correlate >= candidate_correlation, and whether J is compared mirrored.
+
+    Each pair is compared the way its thumbnails correlate best (as they are, or one mirrored),
+    whichever search found it: a mirrored copy found by the plain search among the neighbours
+    would otherwise be registered unmirrored and missed.
+    """
     if len(feats.small) < 2:
         return np.zeros((0, 2), np.int64), np.zeros(0, bool)
-    thumbs = feats.thumbs()
+    thumbs, mirrors = feats.thumbs(), feats.thumbs(mirrored=True)
     index = build_index(thumbs, inner_product=True)
-    found, mirrored = [], []
-    for flip in (False, True):
-        scores, ids = neighbours(index, feats.thumbs(mirrored=True) if flip else thumbs, p.neighbours + 1)
-        pairs = pairs_within(ids, scores >= p.candidate_correlation)
-        found.append(pairs)
-        mirrored.append(np.full(len(pairs), flip))
-    pairs, flips = np.concatenate(found), np.concatenate(mirrored)
+    found = []
+    for queries in (thumbs, mirrors):
+        scores, ids = neighbours(index, queries, p.neighbours + 1)
+        found.append(pairs_within(ids, scores >= p.candidate_correlation))
+    pairs = np.unique(np.concatenate(found), axis=0)
     if not len(pairs):
-        return pairs, flips
-    # A pair found both ways: keep the plain comparison (listed first).
-    _, first = np.unique(pairs, axis=0, return_index=True)
-    return pairs[first], flips[first]
+        return pairs, np.zeros(0, bool)
+    i, j = pairs[:, 0], pairs[:, 1]
+    plain = np.einsum("nd,nd->n", thumbs[i], thumbs[j])
+    mirrored = np.einsum("nd,nd->n", thumbs[i], mirrors[j])
+    return pairs, mirrored > plain
 
 
 def block_similarity(a: np.ndarray, b: np.ndarray) -> float:
