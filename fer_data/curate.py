@@ -45,7 +45,7 @@ from fer_data import output, schema, sources
 from fer_data.imageio import clean_detail
 from fer_data.labels import NOT_AN_EMOTION
 from fer_data.params import Params
-from fer_data.records import Reject, Sample
+from fer_data.records import Reject, Sample, run_summary
 
 log = logging.getLogger("fer_data.curate")
 
@@ -377,6 +377,7 @@ def _curate_locked(source_name, root, out: Path, params: Params, map_shards, pla
             "shards": len(shard_list),
             "images_per_second": round(totals.read / wall, 2) if wall else None,
             "worker_peak_rss_mb": max(peak_rss, _peak_rss_mb()),
+            **run_summary(totals.curated, totals.rejected, sources.reasons(source_name)),
         }
         metrics = publisher(staging, out, totals, extra, params.target.classes)
     except BaseException:

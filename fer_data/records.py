@@ -197,3 +197,26 @@ def face_found_counts(
             searched += count
             found += count if outcome else 0
     return found, searched
+
+
+def rejects_by_kind(rejected_by_reason: Mapping[str, int], table: Mapping[str, Reason] = REASONS) -> dict[str, int]:
+    """A run's reject counts summed by kind (data, policy, no_face; every kind listed, zeros included).
+
+    The kinds answer different questions: data rejects are broken inputs to fix, policy rejects
+    are the label policy at work, no-face rejects are the detector's misses.
+    """
+    out = dict.fromkeys((k.value for k in Kind), 0)
+    for code, count in rejected_by_reason.items():
+        out[kind_of(code, table).value] += count
+    return out
+
+
+def run_summary(curated: int, rejected_by_reason: Mapping[str, int], table: Mapping[str, Reason] = REASONS) -> dict:
+    """The metrics a run reports beside its per-reason counts: rejects by kind and the face-found rate."""
+    found, searched = face_found_counts(curated, rejected_by_reason, table)
+    return {
+        "rejected_by_kind": rejects_by_kind(rejected_by_reason, table),
+        "face_found": found,
+        "face_searched": searched,
+        "face_found_rate": round(found / searched, 4) if searched else None,
+    }

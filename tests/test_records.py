@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 
@@ -12,7 +13,16 @@ import pytest
 
 from fer_data import schema, sources
 from fer_data import validate as gxv
-from fer_data.records import REASONS, Kind, Reason, face_found_counts, face_search, kind_of, reason_table
+from fer_data.records import (
+    REASONS,
+    Kind,
+    Reason,
+    face_found_counts,
+    face_search,
+    kind_of,
+    reason_table,
+    run_summary,
+)
 
 #: A run of Aff-Wild2 as the engine counts it: every face-related reason, a policy one and a data problem.
 AFFWILD2_REJECTS = ["no_face"] * 3 + ["no_face_on_side"] * 4 + ["landmark_check_failed"] * 2
@@ -77,3 +87,24 @@ def test_affwild2_face_found_rate_is_the_same_in_flow_summary_and_validator(tmp_
     assert found / searched == pytest.approx(validator_rate)
     # the reject rate leaves Aff-Wild2's unannotated frames out (policy): 3+4+2+1 data rejects of 11+10 kept inputs
     assert frame["data_reject"].astype("Float64").mean() == pytest.approx(10 / 21)
+
+
+def test_a_runs_metrics_count_rejects_by_kind_with_the_sources_own_reasons(tmp_path):
+    summary = run_summary(AFFWILD2_CURATED, Counter(AFFWILD2_REJECTS), sources.reasons("affwild2"))
+    assert summary["rejected_by_kind"] == {"data": 2 + 1, "policy": 5, "no_face": 3 + 4}
+    assert (summary["face_found"], summary["face_searched"]) == (11 + 2, 11 + 2 + 3 + 4)
+    assert summary["face_found_rate"] == pytest.approx(13 / 20)
+    assert run_summary(0, {})["face_found_rate"] is None  # nothing searched: no rate, not 0
+
+
+def test_curate_writes_the_summary_into_metrics_json(tmp_path):
+    from fer_data import params as params_mod
+    from fer_data.curate import curate
+
+    root = tmp_path / "folders"
+    (root / "happy").mkdir(parents=True)
+    (root / "happy" / "broken.png").write_bytes(b"not a png")
+    metrics = curate("folder", root, tmp_path / "out", params_mod.resolve({"run": {"workers": 1}}))
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert written["rejected_by_kind"] == metrics["rejected_by_kind"] == {"data": 1, "policy": 0, "no_face": 0}
+    assert written["face_found_rate"] is None
