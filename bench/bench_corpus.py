@@ -1,6 +1,7 @@
 """Corpus benchmarks (BENCHMARKS.md, "Corpus"): near duplicates, identities, the whole step at scale.
 
     python bench/bench_corpus.py neardup  --work /tmp/bench-corpus     # needs ../shared/realdata
+    python bench/bench_corpus.py neardup  --work /tmp/bench-corpus --dup "" --dup neighbours=16   # compare settings
     python bench/bench_corpus.py identity --work /tmp/bench-corpus     # needs ../shared/realdata
     python bench/bench_corpus.py scale    --work /tmp/bench-corpus --rows 4000 12000 35887
 
@@ -179,10 +180,9 @@ def _embeddings_supported() -> bool:
 # ---------------------------------------------------------------- near duplicates
 
 
-def bench_neardup(work: Path) -> dict:
-    from fer_data.corpus import dups, features, inputs
-    from fer_data.corpus.groups import UnionFind
-    from fer_data.corpus.params import DuplicateParams
+def load_neardup(work: Path):
+    """The benchmark's curated versions: (meta with original/person/transform, embeddings, tables)."""
+    from fer_data.corpus import inputs
 
     faces = originals()
     person = {f"{g}__{p.stem}": who for g, who, _, p in faces}
@@ -192,10 +192,33 @@ def bench_neardup(work: Path) -> dict:
     meta["original"] = meta["locator"].str.extract(r"/([^/]+)\.png$")[0]
     meta["person"] = meta["original"].map(person)
     meta["transform"] = meta["source"].str.split("-").str[1]
+    return meta, emb, tables
+
+
+def bench_neardup(work: Path, settings: list[dict]) -> dict:
+    """Each setting of DuplicateParams (overrides of the defaults) over the same curated versions."""
+    from fer_data.corpus import features
+
+    meta, emb, tables = load_neardup(work)
     start = time.perf_counter()
     feats = features.compute(tables)
     t_feat = time.perf_counter() - start
-    p = DuplicateParams()
+    runs = []
+    for overrides in settings:
+        result = {"rows": len(meta), "embeddings": emb is not None, "params": overrides or "defaults"}
+        result.update(neardup_once(meta, emb, feats, overrides))
+        result["seconds"]["features"] = round(t_feat, 2)
+        print(json.dumps(result, default=str), flush=True)
+        runs.append(result)
+    return runs[0] if len(runs) == 1 else {"runs": runs}
+
+
+def neardup_once(meta: pd.DataFrame, emb: np.ndarray | None, feats, overrides: dict) -> dict:
+    from fer_data.corpus import dups
+    from fer_data.corpus.groups import UnionFind
+    from fer_data.corpus.params import DuplicateParams
+
+    p = DuplicateParams(**overrides)
     start = time.perf_counter()
     pairs, flips = dups.candidate_pairs(feats, p)
     t_cand = time.perf_counter() - start
@@ -207,9 +230,7 @@ def bench_neardup(work: Path) -> dict:
     uf.union_pairs(confirmed)
     roots = uf.roots()
     result = {
-        "rows": len(meta),
-        "embeddings": emb_on,
-        "seconds": {"features": round(t_feat, 2), "candidates": round(t_cand, 2), "confirm": round(t_conf, 2)},
+        "seconds": {"candidates": round(t_cand, 2), "confirm": round(t_conf, 2)},
         "candidate_pairs": len(pairs),
         "confirmed_pairs": len(confirmed),
     }
@@ -323,8 +344,10 @@ def pairwise_ids(roots: np.ndarray, truth: np.ndarray) -> dict:
 # ---------------------------------------------------------------- scale
 
 
-def bench_scale(work: Path, sizes: list[int]) -> dict:
+def bench_scale(work: Path, sizes: list[int], duplicates: dict) -> dict:
+    """build_corpus on N synthetic rows in a fresh process (DUPLICATES: overrides of corpus.duplicates)."""
     out = {}
+    params = {"corpus": {"duplicates": duplicates}} if duplicates else {}
     for n in sizes:
         folder = work / "scale" / f"rows-{n}"
         if not (folder / "metrics.json").exists():
@@ -333,7 +356,7 @@ def bench_scale(work: Path, sizes: list[int]) -> dict:
             "import json,resource,sys,time;"
             "from fer_data.corpus import build_corpus, table_from_dir;"
             "t=time.perf_counter();"
-            f"build_corpus([table_from_dir({str(folder)!r})], {str(work / 'scale' / f'corpus-{n}')!r}, {{}});"
+            f"build_corpus([table_from_dir({str(folder)!r})], {str(work / 'scale' / f'corpus-{n}')!r}, {params!r});"
             "print(json.dumps({'seconds': round(time.perf_counter()-t,1),"
             "'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)}))"
         )
@@ -421,17 +444,33 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/bench-corpus")
     parser.add_argument("--rows", type=int, nargs="+", default=[4000, 12000, 35887])
     parser.add_argument("--distances", type=float, nargs="+", default=[0.4, 0.45, 0.5, 0.55])
+    parser.add_argument(
+        "--dup",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE,...",
+        help="a setting of corpus.duplicates to measure (neardup: repeat to compare several; default: the defaults)",
+    )
     ARGS = parser.parse_args()
     work = Path(ARGS.work)
     work.mkdir(parents=True, exist_ok=True)
     if ARGS.what == "neardup":
-        result = bench_neardup(work)
+        result = bench_neardup(work, [parse_setting(s) for s in ARGS.dup] or [{}])
     elif ARGS.what == "identity":
         result = bench_identity(work, ARGS.distances)
     else:
-        result = bench_scale(work, ARGS.rows)
+        result = bench_scale(work, ARGS.rows, parse_setting(ARGS.dup[0]) if ARGS.dup else {})
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(result, indent=2, default=str))
+
+
+def parse_setting(text: str) -> dict:
+    """'candidate_correlation=0.6,neighbours=16' -> {'candidate_correlation': 0.6, 'neighbours': 16}."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=", 1)
+        out[key.strip()] = json.loads(value)
+    return out
 
 
 ARGS: argparse.Namespace

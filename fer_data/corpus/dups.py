@@ -39,6 +39,9 @@ MARGIN = 3
 #: ECC iterations and convergence (a few dozen iterations converge on 32 px faces).
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
 ECC_BLUR = 3
+#: Candidate pairs whose thumbnails are compared at once: 3 x 64 MiB of float32 thumbnails, whatever
+#: the number of pairs (a million pairs of 256-d thumbnails would be 2 GiB at once).
+PAIR_CHUNK = 65536
 
 
 def candidate_pairs(feats: Features, p: DuplicateParams) -> tuple[np.ndarray, np.ndarray]:
@@ -59,10 +62,12 @@ def candidate_pairs(feats: Features, p: DuplicateParams) -> tuple[np.ndarray, np
     pairs = np.unique(np.concatenate(found), axis=0)
     if not len(pairs):
         return pairs, np.zeros(0, bool)
-    i, j = pairs[:, 0], pairs[:, 1]
-    plain = np.einsum("nd,nd->n", thumbs[i], thumbs[j])
-    mirrored = np.einsum("nd,nd->n", thumbs[i], mirrors[j])
-    return pairs, mirrored > plain
+    flips = np.empty(len(pairs), bool)
+    for start in range(0, len(pairs), PAIR_CHUNK):
+        i, j = pairs[start : start + PAIR_CHUNK, 0], pairs[start : start + PAIR_CHUNK, 1]
+        plain = np.einsum("nd,nd->n", thumbs[i], thumbs[j])
+        flips[start : start + PAIR_CHUNK] = np.einsum("nd,nd->n", thumbs[i], mirrors[j]) > plain
+    return pairs, flips
 
 
 def block_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -110,18 +115,29 @@ def confirm(
     """The candidate pairs that every other signal confirms (cheapest checks first)."""
     if not len(pairs):
         return pairs
+    ok = np.concatenate(
+        [cheap_checks(pairs[start : start + PAIR_CHUNK], feats, emb, p) for start in range(0, len(pairs), PAIR_CHUNK)]
+    )
+    for k in np.flatnonzero(ok):
+        a, b = pairs[k]
+        needed = p.min_registered_correlation if labels[a] == labels[b] else p.min_registered_correlation_labels_differ
+        other = feats.small[b][:, ::-1] if flips[k] else feats.small[b]
+        ok[k] = registered_similarity(feats.small[a], np.ascontiguousarray(other), needed) >= needed
+    return pairs[ok]
+
+
+def cheap_checks(pairs: np.ndarray, feats: Features, emb: np.ndarray | None, p: DuplicateParams) -> np.ndarray:
+    """True where the perceptual hashes and (where both rows have one) the descriptors allow a copy.
+
+    Run on PAIR_CHUNK pairs at a time: the descriptors of a million pairs would take 1 GiB at once.
+    """
     i, j = pairs[:, 0], pairs[:, 1]
-    differ = np.array([labels[a] != labels[b] for a, b in pairs])
-    needed = np.where(differ, p.min_registered_correlation_labels_differ, p.min_registered_correlation)
     h = feats.hashes
     ok = np.minimum(hamming(h[i, 0], h[j, 0]), hamming(h[i, 1], h[j, 0])) <= p.max_hash_distance
     if emb is not None:
         dist = np.linalg.norm(emb[i] - emb[j], axis=1)  # NaN where either row has none: not a veto
         ok &= ~(dist > p.max_embedding_distance)
-    for k in np.flatnonzero(ok):
-        other = feats.small[j[k]][:, ::-1] if flips[k] else feats.small[j[k]]
-        ok[k] = registered_similarity(feats.small[i[k]], np.ascontiguousarray(other), needed[k]) >= needed[k]
-    return pairs[ok]
+    return ok
 
 
 def near_pairs(feats: Features, emb: np.ndarray | None, labels: np.ndarray, p: DuplicateParams) -> np.ndarray:
