@@ -151,12 +151,19 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+def open_source(source_name: str, root: str | Path, params: Params) -> sources.Source:
+    """Source NAME over ROOT with its params block, and the run-wide limits it must keep (faces.max_pixels)."""
+    src = sources.get(source_name)(root, params.source(source_name))
+    src.max_pixels = params.faces.max_pixels
+    return src
+
+
 def run_shard(source_name: str, root: str, params: Params, shard: Mapping[str, Any], index: int, staging: str) -> dict:
     """Curate one shard into STAGING/{curated,rejects}.parquet/part-INDEX.parquet; return its counts."""
     from fer_data.faces.process import process_stream  # keeps dlib out of the import path of planning
 
     start = time.perf_counter()
-    src = sources.get(source_name)(root, params.source(source_name))
+    src = open_source(source_name, root, params)
     stats = Stats()
     staging_dir = Path(staging)
     curated = _PartWriter(staging_dir / CURATED / part_name(index), schema.CURATED, params.run.chunk_size)
@@ -275,7 +282,7 @@ MIN_SHARDS = 16
 
 def plan_shards(source_name: str, root: str | Path, params: Params) -> list[dict[str, Any]]:
     """Shard descriptors from the data and params only (MIN_SHARDS, run.shard_size)."""
-    src = sources.get(source_name)(root, params.source(source_name))
+    src = open_source(source_name, root, params)
     return src.shards(params.run.shard_size, min_shards=MIN_SHARDS)
 
 

@@ -316,6 +316,19 @@ def test_unopenable_video(tmp_path):
     assert [i.reason for i in items] == ["broken_video"] and "2 selected frame(s) lost" in items[0].detail
 
 
+def test_video_frames_larger_than_faces_max_pixels_are_refused_before_decoding(tmp_path):
+    from fer_data import params as params_mod
+    from fer_data.curate import open_source
+
+    level_video(tmp_path / "videos" / "big.avi", 10, size=(64, 48))
+    annotate(tmp_path, "big", [4] * 10)
+    params = params_mod.resolve({"faces": {"max_pixels": 64 * 48 - 1}, "sources": {"affwild2": {"frame_stride": 5}}})
+    items = list(open_source("affwild2", tmp_path, params))
+    assert [i.reason for i in items] == ["image_too_large"] and "faces.max_pixels 3071" in items[0].detail
+    params = params_mod.resolve({"faces": {"max_pixels": 64 * 48}, "sources": {"affwild2": {"frame_stride": 5}}})
+    assert all(isinstance(i, Sample) for i in open_source("affwild2", tmp_path, params))
+
+
 def test_missing_video_and_missing_frames(tmp_path):
     annotate(tmp_path, "nowhere", [0] * 10)
     annotate(tmp_path, "holes", [1] * 6)

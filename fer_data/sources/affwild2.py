@@ -61,7 +61,6 @@ import numpy as np
 
 from fer_data import labels
 from fer_data.demo import DemoFaces, write_image
-from fer_data.imageio import MAX_PIXELS
 from fer_data.params import Float, Int, Str, param
 from fer_data.records import Kind, Reason
 from fer_data.sources import parsing
@@ -489,9 +488,12 @@ class VideoFrames:
                 )
                 return
             size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            if size[0] * size[1] > MAX_PIXELS:
+            cap_pixels = self.src.max_pixels
+            if size[0] * size[1] > cap_pixels:
                 yield self.src.reject(
-                    piece.key, "image_too_large", f"{rel} declares {size[0]}x{size[1]} frames (cap {MAX_PIXELS} pixels)"
+                    piece.key,
+                    "image_too_large",
+                    f"{rel} declares {size[0]}x{size[1]} frames (faces.max_pixels {cap_pixels})",
                 )
                 return
             declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))

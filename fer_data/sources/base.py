@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from pydantic import create_model
 
 from fer_data.demo import DemoFaces
+from fer_data.imageio import MAX_PIXELS
 from fer_data.params import Block, Bool, Str, param, validated
 from fer_data.records import EXTRA_FIELDS, Reason, Reject, Sample, relative_locator, sha256_bytes
 from fer_data.sources.parsing import items_per_shard
@@ -67,6 +68,9 @@ class Source(ABC):
     #: Reject reasons this source gives beyond fer_data.records.REASONS whose kind is not a
     #: data problem (label policy, no face), so that rates and reports count them right.
     reasons: ClassVar[tuple[Reason, ...]] = ()
+    #: Pixel cap for what a source decodes itself (video frames); the engine sets it from
+    #: faces.max_pixels (fer_data.curate.open_source), so one parameter caps every decode.
+    max_pixels: int = MAX_PIXELS
     #: The dataset's native label -> canonical label tables (fer_data.labels), by what they key on.
     #: A code that is not a key is an unknown label, never a guess.
     label_tables: ClassVar[Mapping[str, Mapping[Any, str]]] = {}
