@@ -38,3 +38,19 @@ def test_png_writer_round_trips_through_pillow(tmp_path):
     png.write_png(tmp_path / "x.png", rgb)
     with Image.open(tmp_path / "x.png") as im:
         assert np.array_equal(np.asarray(im), rgb)
+
+
+def test_plots_carry_class_names_and_a_legend_in_the_glyph_font(tmp_path):
+    img = np.full((20, 200, 3), 255, np.uint8)
+    png.text(img, "surprise", 0, 0)
+    upper = np.full_like(img, 255)
+    png.text(upper, "SURPRISE", 0, 0)
+    assert np.array_equal(img, upper) and (img == 0).any()  # every letter has a glyph; case does not matter
+    assert all(ch in png.GLYPHS for ch in "abcdefghijklmnopqrstuvwxyz0123456789_:,/".upper())
+    cm = np.array([[3, 1], [0, 4]])
+    png.confusion_png(cm, tmp_path / "named.png", ["happiness", "neutral"])
+    with Image.open(tmp_path / "named.png") as im:
+        rows = np.asarray(im)[40:72]  # the first row of cells and its label
+    name_from = 6 + png.text_width("0 ")  # where "HAPPINESS" starts, after the index
+    ink = (rows[:, name_from : name_from + png.text_width("happiness")] < 100).all(axis=2)
+    assert ink.any(axis=0).sum() >= 9 * 3 * png.SCALE * 0.8  # nine letters inked across their width

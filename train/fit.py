@@ -373,7 +373,7 @@ def write_outputs(run: Run) -> dict:
         metrics[split] = scores
         matrices.append((split, cm))
         _write_predictions(plots / f"predictions_{split}.csv", store, predicted, classes)
-        png.confusion_png(cm, plots / f"confusion_{split}.png")
+        png.confusion_png(cm, plots / f"confusion_{split}.png", classes)
     _atomic_text(out / "confusion_matrix.csv", _confusion_csv(matrices, classes))
     _write_curves(plots, prog.history)
     _atomic_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
