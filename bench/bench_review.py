@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Label review: detection of planted label noise on real faces, and cost against rows.
 
-    .venv/bin/python bench/bench_review.py detect --data ckplus48 --model hog_logreg --seeds 3
-    .venv/bin/python bench/bench_review.py detect --data fer2013 --model hog_logreg --seeds 3
+    .venv/bin/python bench/bench_review.py detect --data ckplus48 --model hog_logreg landmark_hog_logreg --seeds 7
+    .venv/bin/python bench/bench_review.py detect --data fer2013 --model hog_logreg landmark_hog_logreg --seeds 3
     .venv/bin/python bench/bench_review.py detect --data ckplus48 --model five_layer --epochs 10 --seeds 1 --rates 0.05
     .venv/bin/python bench/bench_review.py scale
     .venv/bin/python bench/bench_review.py sweep
 
-detect: the real faces of ../shared/realdata (FER_DATA_REALDATA overrides) written as a corpus
-whose train split holds them all (leak groups: CK+48 by subject, FER2013 by file), labels flipped
-at each rate, uniformly or to a confusable class (fear<->surprise, sadness<->neutral,
-anger<->disgust, happiness->surprise), then `fer-data review`'s code (out-of-fold models through
-train.oof, confident learning). Reported per setting, median over seeds: the flagged set's
+detect: the real samples of ../shared/realdata (FER_DATA_REALDATA overrides; --data ckplus48, fer2013,
+ckplus, jaffe or several joined by "+") curated by the pipeline (fer_data.curate: aligned faces, 68
+landmarks, embeddings; tests/review_faces.curated), written as a corpus whose train split holds
+them all (leak groups: the subject, FER2013 the file), labels flipped at each rate, uniformly or to a
+confusable class (fear<->surprise, sadness<->neutral, anger<->disgust, happiness->surprise), then
+`fer-data review`'s code (out-of-fold models through train.oof, confident learning) for each model,
+on the same flips and folds. Reported per setting, median over seeds: the flagged set's
 precision and recall, the precision along the ranking at the first point where recall reaches 0.6
 (the issue's goal: >= 0.8 at 5 % noise), the ranking's AUC, and the out-of-fold accuracy.
 scale: confident learning's time and peak traced memory on synthetic probabilities as rows grow.
@@ -54,10 +56,10 @@ def ranking_scores(rank: np.ndarray, wrong: np.ndarray) -> dict:
     return {"precision_at_recall_0.6": hits[at - 1] / at, "auc": float(auc)}
 
 
-def one(data: str, model: str, rate: float, mode: str, seed: int, folds: int, epochs: int, work: Path) -> dict:
-    images, labels, ids, groups = getattr(rf, data)(REALDATA)
+def one(faces: tuple, model: str, rate: float, mode: str, seed: int, folds: int, epochs: int, work: Path) -> dict:
+    images, labels, ids, groups, columns = faces
     noisy, wrong = rf.flip_labels(labels, rate, mode, seed)
-    corpus = rf.corpus_of(work / "corpus", images, noisy, ids, groups)
+    corpus = rf.corpus_of(work / "corpus", images, noisy, ids, groups, **columns)
     oof = {"folds": folds, "model": model, "epochs": epochs, "seed": seed, "cache_dir": str(work / "cache")}
     start = time.perf_counter()
     summary = review(corpus, work / "out", {"review": {"oof": oof}})
@@ -82,15 +84,20 @@ def one(data: str, model: str, rate: float, mode: str, seed: int, folds: int, ep
 
 def detect(args) -> None:
     rows = []
-    for rate in args.rates:
-        for mode in ("uniform", "confusable"):
-            runs = []
-            for seed in range(args.seeds):
-                with tempfile.TemporaryDirectory(prefix="fer-review-bench-") as tmp:
-                    runs.append(one(args.data, args.model, rate, mode, seed, args.folds, args.epochs, Path(tmp)))
-            med = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
-            rows.append({"data": args.data, "model": args.model, "rate": rate, "mode": mode, **med})
-            print(json.dumps(rows[-1]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="fer-review-bench-") as base:
+        faces = rf.curated(REALDATA, args.data, Path(base))
+        for model in args.model:
+            for rate in args.rates:
+                for mode in ("uniform", "confusable"):
+                    runs = []
+                    for seed in range(args.seeds):
+                        with tempfile.TemporaryDirectory(dir=base) as tmp:
+                            runs.append(one(faces, model, rate, mode, seed, args.folds, args.epochs, Path(tmp)))
+                    med = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+                    per_seed = [round(r["precision_at_recall_0.6"], 2) for r in runs]
+                    rows.append({"data": args.data, "model": model, "rate": rate, "mode": mode, **med,
+                                 "precision_at_recall_0.6_per_seed": per_seed})  # fmt: skip
+                    print(json.dumps(rows[-1]), flush=True)
     header = (
         "| data | model | noise | flips | flagged | precision | recall | precision @ recall 0.6 | AUC | OOF acc | s |"
     )
@@ -143,12 +150,18 @@ def sweep(args) -> None:
                   f"{r['precision_at_recall_0.6']:.2f} | {r['auc']:.2f} |", flush=True)  # fmt: skip
 
 
+def _data(value: str) -> str:
+    if not all(name in rf.CURATED for name in value.split("+")):
+        raise argparse.ArgumentTypeError(f"{value}: names of {', '.join(rf.CURATED)} joined by +")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("detect")
-    d.add_argument("--data", choices=("ckplus48", "fer2013"), default="ckplus48")
-    d.add_argument("--model", default="hog_logreg")
+    d.add_argument("--data", type=_data, default="ckplus48", help="ckplus48, fer2013, ckplus, jaffe or a+b")
+    d.add_argument("--model", nargs="+", default=["landmark_hog_logreg"])
     d.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.15])
     d.add_argument("--seeds", type=int, default=3)
     d.add_argument("--folds", type=int, default=4)
