@@ -47,15 +47,6 @@ REALDATA = Path(os.environ.get("FER_DATA_REALDATA", ROOT.parent / "shared" / "re
 GOAL_RECALL = 0.6
 
 
-def ranking_scores(rank: np.ndarray, wrong: np.ndarray) -> dict:
-    """Precision where the ranking first reaches GOAL_RECALL, and the AUC of the ranking."""
-    order = np.argsort(rank)
-    hits = np.cumsum(wrong[order])
-    at = int(np.searchsorted(hits, np.ceil(GOAL_RECALL * wrong.sum()))) + 1
-    auc = (rank[wrong][:, None] < rank[~wrong][None, :]).mean()
-    return {"precision_at_recall_0.6": hits[at - 1] / at, "auc": float(auc)}
-
-
 def one(faces: tuple, model: str, rate: float, mode: str, seed: int, folds: int, epochs: int, work: Path) -> dict:
     images, labels, ids, groups, columns = faces
     noisy, wrong = rf.flip_labels(labels, rate, mode, seed)
@@ -74,7 +65,7 @@ def one(faces: tuple, model: str, rate: float, mode: str, seed: int, folds: int,
     return {
         "precision": tp / max(flagged.sum(), 1),
         "recall": tp / max(w.sum(), 1),
-        **ranking_scores(issues["rank"].to_numpy(), w),
+        **rf.ranking_scores(issues["rank"].to_numpy(), w, GOAL_RECALL),
         "oof_accuracy": summary["oof"]["accuracy"],
         "flips": int(w.sum()),
         "flagged": int(flagged.sum()),
@@ -144,7 +135,7 @@ def sweep(args) -> None:
             wrong = given != true
             found = find_issues(probs, given)
             tp = (found.flagged & wrong).sum()
-            r = ranking_scores(found.rank, wrong)
+            r = rf.ranking_scores(found.rank, wrong, GOAL_RECALL)
             acc = (probs.argmax(1) == true).mean()
             print(f"| {acc:.2f} | {rate:.0%} | {tp / found.flagged.sum():.2f} | {tp / wrong.sum():.2f} | "
                   f"{r['precision_at_recall_0.6']:.2f} | {r['auc']:.2f} |", flush=True)  # fmt: skip

@@ -61,6 +61,18 @@ def ckplus48(realdata: Path):
     return load_folder(realdata / "ckplus48" / "CK+48", group_of=lambda p: "ckplus:" + p.name.split("_")[0])
 
 
+def ranking_scores(rank: np.ndarray, wrong: np.ndarray, recall: float = 0.6) -> dict:
+    """Precision where the ranking (1 first) first reaches RECALL of the WRONG rows, and the ranking's AUC.
+
+    The AUC is how often a wrong row is ranked above a clean one, over every (wrong, clean) pair.
+    """
+    order = np.argsort(rank)
+    hits = np.cumsum(wrong[order])
+    at = int(np.searchsorted(hits, np.ceil(recall * wrong.sum()))) + 1
+    auc = (rank[wrong][:, None] < rank[~wrong][None, :]).mean()
+    return {f"precision_at_recall_{recall}": hits[at - 1] / at, "auc": float(auc)}
+
+
 def flip_labels(labels: np.ndarray, rate: float, mode: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(noisy labels, flipped mask): RATE of the rows get another class, uniformly or to its confusable partner."""
     rng = np.random.default_rng(seed)
