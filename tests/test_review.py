@@ -129,18 +129,18 @@ def _landmark_corpus(tmp_path: Path, missing: int):
         shapes.append(None if i < missing else pts.reshape(-1).tolist())
     images = np.stack([ct.face(i) for i in range(40)])
     ids, groups = [f"f{i}.png" for i in range(40)], [f"person{i // 4}" for i in range(40)]
-    return rf.corpus_of(tmp_path / "corpus", images, labels, ids, groups, landmarks=shapes), labels
+    return rf.corpus_of(tmp_path / "corpus", images, labels, ids, groups, landmarks=shapes)
 
 
 def test_landmark_models_learn_the_shape_and_hog_scores_rows_without_landmarks(tmp_path):
     from train.data import CorpusError
     from train.oof import out_of_fold, read_oof
 
-    corpus, labels = _landmark_corpus(tmp_path, missing=0)
+    corpus = _landmark_corpus(tmp_path, missing=0)
     summary = out_of_fold(corpus, tmp_path / "lm", oof_params({"folds": 3, "model": "landmark_logreg"}))
     assert summary["accuracy"] >= 0.85 and summary["feature_rows"] == {"landmarks": 40}
 
-    corpus, labels = _landmark_corpus(tmp_path / "some", missing=8)
+    corpus = _landmark_corpus(tmp_path / "some", missing=8)
     with pytest.raises(CorpusError, match="8 train rows have no landmarks .*landmark_hog_logreg scores the others"):
         out_of_fold(corpus, tmp_path / "x", oof_params({"folds": 3, "model": "landmark_logreg"}))
     summary = out_of_fold(corpus, tmp_path / "both", oof_params({"folds": 3, "model": "landmark_hog_logreg"}))
