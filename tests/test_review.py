@@ -148,8 +148,10 @@ def test_landmark_models_learn_the_shape_and_hog_scores_rows_without_landmarks(t
     rows, probs = read_oof(tmp_path / "both")
     assert probs.shape == (40, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
     locator = pd.concat(pd.read_parquet(p, columns=["sample_id", "locator"]) for p in corpus.glob("shards/train/*"))
-    without = rows.to_pandas()["sample_id"].map(locator.set_index("sample_id")["locator"]).isin(
-        [f"f{i}.png" for i in range(8)]
+    without = (
+        rows.to_pandas()["sample_id"]
+        .map(locator.set_index("sample_id")["locator"])
+        .isin([f"f{i}.png" for i in range(8)])
     )
     assert without.sum() == 8 and not np.allclose(probs[without.to_numpy()], 1 / 7, atol=0.05)  # scored by HOG
 
