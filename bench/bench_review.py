@@ -15,7 +15,8 @@ confusable class (fear<->surprise, sadness<->neutral, anger<->disgust, happiness
 `fer-data review`'s code (out-of-fold models through train.oof, confident learning) for each model,
 on the same flips and folds. Reported per setting, median over seeds: the flagged set's
 precision and recall, the precision along the ranking at the first point where recall reaches 0.6
-(the issue's goal: >= 0.8 at 5 % noise), the ranking's AUC, and the out-of-fold accuracy.
+(the issue's goal: >= 0.8 at 5 % noise), the ranking's AUC, and the out-of-fold accuracy against the
+given (noisy) labels and against the true ones.
 scale: confident learning's time and peak traced memory on synthetic probabilities as rows grow.
 sweep: confident learning alone on synthetic probabilities of a model of known accuracy: how good the
 out-of-fold model must be for the goal.
@@ -60,6 +61,8 @@ def one(faces: tuple, model: str, rate: float, mode: str, seed: int, folds: int,
     issues = pd.read_parquet(work / "out" / "label_issues.parquet")
     flipped = dict(zip(ids, wrong))
     w = issues["locator"].map(flipped).to_numpy(bool)
+    true = issues["locator"].map(dict(zip(ids, labels))).to_numpy()
+    predicted = np.array([np.argmax(p) for p in issues["probs"]])
     flagged = issues["issue"].to_numpy(bool)
     tp = int((flagged & w).sum())
     return {
@@ -67,6 +70,7 @@ def one(faces: tuple, model: str, rate: float, mode: str, seed: int, folds: int,
         "recall": tp / max(w.sum(), 1),
         **rf.ranking_scores(issues["rank"].to_numpy(), w, GOAL_RECALL),
         "oof_accuracy": summary["oof"]["accuracy"],
+        "true_accuracy": float((predicted == true).mean()),
         "flips": int(w.sum()),
         "flagged": int(flagged.sum()),
         "seconds": seconds,
@@ -90,13 +94,14 @@ def detect(args) -> None:
                                  "precision_at_recall_0.6_per_seed": per_seed})  # fmt: skip
                     print(json.dumps(rows[-1]), flush=True)
     header = (
-        "| data | model | noise | flips | flagged | precision | recall | precision @ recall 0.6 | AUC | OOF acc | s |"
+        "| data | model | noise | flips | flagged | precision | recall | precision @ recall 0.6 | AUC | OOF acc "
+        "| acc (true) | s |"
     )
-    print("\n" + header + "\n|" + "---|" * 11)
+    print("\n" + header + "\n|" + "---|" * 12)
     for r in rows:
         print(f"| {r['data']} | {r['model']} | {r['rate']:.0%} {r['mode']} | {r['flips']} | {r['flagged']} | "
               f"{r['precision']:.2f} | {r['recall']:.2f} | {r['precision_at_recall_0.6']:.2f} | {r['auc']:.2f} | "
-              f"{r['oof_accuracy']:.2f} | {r['seconds']:.0f} |")  # fmt: skip
+              f"{r['oof_accuracy']:.2f} | {r['true_accuracy']:.2f} | {r['seconds']:.1f} |")  # fmt: skip
 
 
 def scale(args) -> None:

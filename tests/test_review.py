@@ -318,7 +318,7 @@ def test_the_demo_creates_the_decisions_file_once(tmp_path):
     "block, message",
     [
         ({"oof": {"folds": 1}}, "review.oof.folds: must be an integer >= 2"),
-        ({"oof": {"model": "svm"}}, "review.oof.model: must be one of hog_logreg"),
+        ({"oof": {"model": "svm"}}, "review.oof.model: must be one of landmark_hog_logreg"),
         ({"oof": {"epoch": 3}}, "review.oof.epoch: unknown key"),
         ({"max_faces": 0}, "review.max_faces"),
         ({"filter_by": "loss"}, "review.filter_by"),

@@ -11,8 +11,8 @@ EMBEDDING_MODEL = "embedding_logreg"
 HOG_MODEL = "hog_logreg"
 LANDMARK_MODEL = "landmark_logreg"
 LANDMARK_HOG_MODEL = "landmark_hog_logreg"
-#: The models that are logistic regressions on fixed features (train.oof.LOGREG_MEMBERS says which).
-LOGREG_MODELS = (HOG_MODEL, LANDMARK_HOG_MODEL, LANDMARK_MODEL, EMBEDDING_MODEL)
+#: The models that are logistic regressions on fixed features (train.oof.LOGREG_MEMBERS); the first is the default.
+LOGREG_MODELS = (LANDMARK_HOG_MODEL, HOG_MODEL, LANDMARK_MODEL, EMBEDDING_MODEL)
 
 
 @dataclass(frozen=True)
