@@ -15,8 +15,9 @@ shape, the distances between its 51 inner landmarks (brows, eyes, nose, mouth: w
 expressions show); `landmark_hog_logreg` averages the two regressions' probabilities (a row without
 landmarks, a pre-cropped face kept unaligned, is scored by HOG alone); `embedding_logreg` on the
 128-d face descriptors (`embedding`), which are trained for identity. On CK+48 with 5 % of labels
-flipped, the out-of-fold accuracy went from 77 % (HOG) to 86-88 % (landmarks, landmarks + HOG), and
-detection precision at recall 0.6 from ~0.5 to ~0.8-1.0 (BENCHMARKS.md, "Label review").
+flipped, the out-of-fold accuracy (against the true labels) went from 77 % (HOG) to 84-88 % (landmarks,
+landmarks + HOG), and detection precision at recall 0.6 from ~0.5 to 0.75-1.0 (BENCHMARKS.md, "Label
+review").
 """
 
 from __future__ import annotations
