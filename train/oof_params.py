@@ -9,6 +9,10 @@ from train.params import Augment, _one_of, _positive, build, rule
 
 EMBEDDING_MODEL = "embedding_logreg"
 HOG_MODEL = "hog_logreg"
+LANDMARK_MODEL = "landmark_logreg"
+LANDMARK_HOG_MODEL = "landmark_hog_logreg"
+#: The models that are logistic regressions on fixed features (train.oof.LOGREG_MEMBERS); the first is the default.
+LOGREG_MODELS = (LANDMARK_HOG_MODEL, HOG_MODEL, LANDMARK_MODEL, EMBEDDING_MODEL)
 
 
 @dataclass(frozen=True)
@@ -16,7 +20,7 @@ class OofParams:
     """The out-of-fold training settings (params.yaml `review.oof`, documented there)."""
 
     folds: int = rule(5, lambda v: v >= 2, "an integer >= 2")
-    model: str = _one_of(HOG_MODEL, "five_layer", "baseline", "resnet18", EMBEDDING_MODEL)
+    model: str = _one_of(*LOGREG_MODELS, "five_layer", "baseline", "resnet18")
     epochs: int = rule(10, _positive, "an integer > 0")
     batch_size: int = rule(64, lambda v: v >= 2, "an integer >= 2")
     lr: float = rule(0.05, _positive, "a number > 0")
