@@ -49,11 +49,14 @@ REALDATA = Path(os.environ.get("FER_DATA_REALDATA", ROOT.parent / "shared" / "re
 GOAL_RECALL = 0.6
 
 
-def one(faces: tuple, model: str, rate: float, mode: str, seed: int, folds: int, epochs: int, work: Path) -> dict:
+def one(faces: tuple, model: str, rate: float, mode: str, seed: int, args, work: Path) -> dict:
     images, labels, ids, groups, columns = faces
     noisy, wrong = rf.flip_labels(labels, rate, mode, seed)
     corpus = rf.corpus_of(work / "corpus", images, noisy, ids, groups, **columns)
-    oof = {"folds": folds, "model": model, "epochs": epochs, "seed": seed, "cache_dir": str(work / "cache")}
+    model, _, person = model.partition(":")
+    oof = {"folds": args.folds, "model": model, "epochs": args.epochs, "seed": seed, "cache_dir": str(work / "cache")}
+    if person:
+        oof["person_features"] = person
     start = time.perf_counter()
     summary = review(corpus, work / "out", {"review": {"oof": oof}})
     seconds = time.perf_counter() - start
@@ -86,7 +89,7 @@ def settings(faces: tuple, model: str, args, base: str) -> list[dict]:
             runs = []
             for seed in range(args.seeds):
                 with tempfile.TemporaryDirectory(dir=base) as tmp:
-                    runs.append(one(faces, model, rate, mode, seed, args.folds, args.epochs, Path(tmp)))
+                    runs.append(one(faces, model, rate, mode, seed, args, Path(tmp)))
             med = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
             per_seed = [round(r["precision_at_recall_0.6"], 2) for r in runs]
             rows.append({"data": args.data, "model": model, "rate": rate, "mode": mode, **med,
@@ -168,7 +171,12 @@ def main() -> None:
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("detect")
     d.add_argument("--data", type=_data, default="ckplus48", help="ckplus48, fer2013, ckplus, jaffe or a+b")
-    d.add_argument("--model", nargs="+", default=["landmark_hog_logreg"])
+    d.add_argument(
+        "--model",
+        nargs="+",
+        default=["landmark_hog_logreg"],
+        help="review.oof.model values; MODEL:raw|centred|both also sets review.oof.person_features",
+    )
     d.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.15])
     d.add_argument("--seeds", type=int, default=3)
     d.add_argument("--folds", type=int, default=4)

@@ -19,7 +19,7 @@ from fer_data.corpus.decisions import COLUMNS, DecisionsError, write_empty
 from fer_data.review import detect
 from fer_data.review.build import ISSUES_SCHEMA, review
 from fer_data.review.params import resolve
-from train.oof import assign_folds, hog, landmark_distances
+from train.oof import PERSON_MIN_ROWS, assign_folds, hog, landmark_distances, person_centred
 from train.oof_params import oof_params
 
 # ---- confident learning on known probabilities ---------------------------------------------------
@@ -117,6 +117,20 @@ def test_landmark_distances_are_the_inner_face_shape_alone():
     mouth = pts.copy()
     mouth[57] += [0, 5]  # an opened mouth changes it
     assert not np.allclose(landmark_distances(mouth.reshape(1, -1)), f, atol=1e-3)
+
+
+def test_person_centring_keeps_the_expression_and_drops_the_face():
+    rng = np.random.default_rng(0)
+    expressions = rng.normal(size=(4, 6))  # one feature vector per expression
+    people = rng.normal(scale=5, size=(3, 6))  # each person's own offset, larger than the expressions
+    x = np.array([people[p] + expressions[e] for p in range(3) for e in range(4)], np.float32)
+    groups = np.array([f"p{p}" for p in range(3) for _ in range(4)], object)
+    out = person_centred(x, groups)
+    centred_expressions = expressions - expressions.mean(0)
+    assert np.allclose(out, np.tile(centred_expressions, (3, 1)), atol=1e-5)  # the same expression, any person
+    # A person with fewer than PERSON_MIN_ROWS rows is centred on everyone's mean, not on their own few photos.
+    few = np.array(["solo"] * (PERSON_MIN_ROWS - 1) + ["p"] * (len(x) - PERSON_MIN_ROWS + 1), object)
+    assert np.allclose(person_centred(x, few)[: PERSON_MIN_ROWS - 1], (x - x.mean(0))[: PERSON_MIN_ROWS - 1])
 
 
 def _landmark_corpus(tmp_path: Path, missing: int):

@@ -57,6 +57,9 @@ LOGREG_L2 = 1e-2
 #: of them): 0.3 (of 0.1-3 tried) gave the best detection on CK+48 and CK+ (BENCHMARKS.md, "Label review").
 LANDMARK_L2 = 0.3
 LOGREG_ITERATIONS = 200
+#: A person (leak group) needs this many rows for their mean face to stand for them rather than for the
+#: expressions of their few photos (review.oof.person_features); smaller groups are centred on all rows.
+PERSON_MIN_ROWS = 3
 #: Inner landmarks of dlib's 68-point layout: 17-67 (brows, nose, eyes, mouth). The jaw line (0-16) is left out:
 #: it carries pose and face shape more than expression and is guessed where tight crops cut the chin (with it,
 #: CK+48's out-of-fold accuracy was 81-84 % against 87-89 % without, and detection was worse).
@@ -203,8 +206,32 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int, l2: flo
     return lambda xs: F.softmax(torch.from_numpy((xs - mean) / std) @ w + b, 1).numpy()
 
 
-def _members(corpus: Corpus, store: ShardStore, model: str) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """(features, rows-with-them mask, L2) of each of MODEL's regressions; CorpusError when a row has none."""
+def person_centred(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """X minus the mean of its row's person (leak group) where the person has PERSON_MIN_ROWS rows, else
+    minus the mean of all rows.
+
+    What is left is how a face differs from the same person's other faces: the expression, less the
+    person's face shape, which a regression on a few hundred faces otherwise takes for an expression
+    (JAFFE's three women and CK+'s 20 people). Labels are not used, and a person's rows share a fold,
+    so the held-out rows' centring uses only the held-out rows.
+    """
+    codes, counts = np.unique(groups, return_inverse=True, return_counts=True)[1:]
+    sums = np.zeros((len(counts), x.shape[1]), np.float64)
+    np.add.at(sums, codes, x)
+    out = (x - x.mean(0)).astype(np.float32)
+    big = counts[codes] >= PERSON_MIN_ROWS
+    out[big] = x[big] - (sums / counts[:, None])[codes[big]]
+    return out
+
+
+def _members(
+    corpus: Corpus, store: ShardStore, model: str, groups: np.ndarray, person: str
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """(features, rows-with-them mask, L2) of each of MODEL's regressions; CorpusError when a row has none.
+
+    PERSON (review.oof.person_features): "raw" features, "centred" on each person's mean, or "both":
+    each regression joined by its twin on the centred features (their probabilities averaged).
+    """
     members = [(*_features(corpus, store, name), l2) for name, l2 in LOGREG_MEMBERS[model]]
     covered = np.logical_or.reduce([present for _, present, _ in members])
     if not covered.all():
@@ -214,7 +241,10 @@ def _members(corpus: Corpus, store: ShardStore, model: str) -> list[tuple[np.nda
             f"{len(missing)} train rows have no {name} (e.g. {missing[0]}): model {model} needs "
             f"{FEATURE_ORIGIN[name]}, or choose another review.oof.model"
         )
-    return members
+    if person == "raw":
+        return members
+    centred = [(person_centred(x, groups[present]), present, l2) for x, present, l2 in members]
+    return centred if person == "centred" else members + centred
 
 
 def _predict_members(members, labels: np.ndarray, rest: np.ndarray, held: np.ndarray, n_classes: int, seed: int):
@@ -284,7 +314,7 @@ def out_of_fold(corpus_dir: str | Path, out_dir: str | Path, p: OofParams) -> di
         raise CorpusError(f"{corpus.root}: {n} train rows, fewer than review.oof.folds = {p.folds}")
     groups = np.array([g if g is not None else s for g, s in zip(cols["leak_group"], cols["sample_id"])], object)
     fold = assign_folds(groups, store.labels, p.folds, p.seed)
-    members = _members(corpus, store, p.model) if p.model in LOGREG_MEMBERS else None
+    members = _members(corpus, store, p.model, groups, p.person_features) if p.model in LOGREG_MEMBERS else None
     device = pick_device(p.device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
@@ -311,6 +341,7 @@ def out_of_fold(corpus_dir: str | Path, out_dir: str | Path, p: OofParams) -> di
         "seconds": round(time.perf_counter() - start, 2),
     }
     if members is not None:
+        summary["person_features"] = p.person_features
         summary["feature_rows"] = {name: int(m[1].sum()) for (name, _), m in zip(LOGREG_MEMBERS[p.model], members)}
     _write(Path(out_dir), store, cols, groups, fold, probs, summary)
     return summary

@@ -28,6 +28,8 @@ class OofParams:
     weight_decay: float = rule(5e-4, lambda v: v >= 0, "a number >= 0")
     augment: Augment = field(default_factory=Augment)
     tta_flip: bool = True
+    #: Fixed-feature models: raw features, features centred on each person's mean, or both averaged.
+    person_features: str = _one_of("both", "raw", "centred")
     seed: int = 0
     device: str = _one_of("auto", "cpu", "cuda")
     cache_dir: str | None = None
