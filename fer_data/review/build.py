@@ -32,6 +32,9 @@ ISSUES = "label_issues.parquet"
 SUMMARY = "summary.json"
 PAGE = "index.html"
 OOF_DIR = "oof"
+#: What summary.json repeats of the out-of-fold run (train.oof's oof.json has it all); the last two only
+#: for the fixed-feature models.
+OOF_SUMMARY_KEYS = ("model", "folds", "accuracy", "per_fold", "seconds", "person_features", "feature_rows")
 PUBLISH_ORDER = (OOF_DIR, ISSUES, SUMMARY, PAGE)
 #: Train-shard columns the table and the page need (small per-row metadata; no pixels).
 SHARD_COLUMNS = ("sample_id", "source", "locator", "label", "label_votes", "label_source")
@@ -147,7 +150,7 @@ def _summary(table: pa.Table, found: detect.Issues, oof_summary: dict, classes: 
         "thresholds": {c: round(float(t), 4) for c, t in zip(classes, found.thresholds)},
         "joint": [[round(float(v), 5) for v in row] for row in q],
         "classes": classes,
-        "oof": {k: oof_summary[k] for k in ("model", "folds", "accuracy", "per_fold", "seconds")},
+        "oof": {k: oof_summary[k] for k in OOF_SUMMARY_KEYS if k in oof_summary},
         "seconds": round(seconds, 2),
     }
 
