@@ -246,6 +246,7 @@ def test_review_page_renders_offline_in_chromium(chromium, reviewed, tmp_path):
     page = (out / "index.html").read_text()
     assert "<td>keep</td><td></td><td>ana</td><td>checked</td>" in page  # the decision on file is listed
     assert "predicted (out-of-fold)" in page and "Decisions already made" in page
+    assert "hog_logreg with person-centred twins, 3 folds by leak group" in page  # the model, as it ran
     shown = render(out / "index.html", tmp_path, binary=chromium)
     shown.assert_offline_complete(min_images=page.count("<img "))
     assert page.count("<img ") >= 12

@@ -116,6 +116,20 @@ def _decisions(path: Path | None, classes: list[str]) -> tuple[dict[str, dict], 
     return {d["sample_id"]: d for d in usable}, body
 
 
+#: How review.oof.person_features reads on the page.
+PERSON_FEATURES = {
+    "both": "with person-centred twins",
+    "centred": "person-centred features",
+    "raw": "raw features",
+}
+
+
+def _model_line(oof: dict) -> str:
+    """'landmark_hog_logreg with person-centred twins, 3 folds by leak group' (the page's overview)."""
+    person = PERSON_FEATURES.get(oof.get("person_features") or "")
+    return f"{oof['model']}{' ' + person if person else ''}, {oof['folds']} folds by leak group"
+
+
 def render(corpus_dir: Path, table: pa.Table, summary: dict, p: ReviewParams) -> str:
     corpus = Corpus.load(corpus_dir)
     classes, canonical = summary["classes"], list(corpus.manifest.get("canonical_classes") or [])
@@ -133,7 +147,7 @@ def render(corpus_dir: Path, table: pa.Table, summary: dict, p: ReviewParams) ->
         ["train rows", "flagged", "ambiguous", "suggested relabel / drop", "estimated noise rate", "out-of-fold model", "OOF accuracy"],
         [[summary["rows"], summary["flagged"], summary["ambiguous"],
           f"{summary['suggested']['relabel']} / {summary['suggested']['drop']}", summary["estimated_noise_rate"],
-          f"{o['model']}, {o['folds']} folds by leak group", o["accuracy"]]],
+          _model_line(o), o["accuracy"]]],
         numeric=[0, 1, 2, 4, 6],
     )  # fmt: skip
     if o["accuracy"] < WEAK_MODEL_TIMES_CHANCE / max(len(classes), 1):
