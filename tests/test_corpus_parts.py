@@ -91,11 +91,7 @@ def test_hnsw_index_beyond_the_exact_search_finds_the_same_neighbours(monkeypatc
 def test_a_mirrored_copy_is_compared_mirrored_whichever_search_found_it():
     faces = [ct.face(i) for i in range(12)]
     faces.append(ct.copy_of(faces[3]))  # row 12: a mirrored, re-encoded copy of row 3
-    feats = features.Features(
-        sha=np.array([str(i) for i in range(len(faces))], dtype=object),
-        hashes=np.array([(features.phash64(f), features.phash64(f[:, ::-1].copy())) for f in faces], np.uint64),
-        small=np.array([cv2.resize(f, (features.SMALL, features.SMALL), interpolation=cv2.INTER_AREA) for f in faces]),
-    )
+    feats = _features_of(faces)
     # A threshold every pair passes: the plain search lists (3, 12) as well, unmirrored.
     p = DuplicateParams(candidate_correlation=0.01, neighbours=len(faces))
     pairs, flips = dups.candidate_pairs(feats, p)
@@ -103,3 +99,29 @@ def test_a_mirrored_copy_is_compared_mirrored_whichever_search_found_it():
     assert len(at) == 1 and flips[at[0]]
     labels = np.array(["x"] * len(faces), dtype=object)
     assert [tuple(x) for x in dups.confirm(pairs, flips, feats, None, labels, p)] == [(3, 12)]
+
+
+def _features_of(faces: list[np.ndarray]) -> features.Features:
+    return features.Features(
+        sha=np.array([str(i) for i in range(len(faces))], dtype=object),
+        hashes=np.array([(features.phash64(f), features.phash64(f[:, ::-1].copy())) for f in faces], np.uint64),
+        small=np.array([cv2.resize(f, (features.SMALL, features.SMALL), interpolation=cv2.INTER_AREA) for f in faces]),
+    )
+
+
+@pytest.mark.parametrize("degrees, dx, dy, scale", [(6, 2, 1, 1.05), (8, 2, 2, 1.08), (10, 1, 2, 1.0)])
+def test_a_copy_aligned_a_few_pixels_and_degrees_off_is_found_and_other_faces_are_not(degrees, dx, dy, scale):
+    """What the curation does to a 48 px copy: its own landmark fit puts it a little off its original.
+
+    Its thumbnail correlates ~0.7-0.8 with the original's and its hash is ~20 bits away, under the
+    old candidate thresholds (0.85, 16 bits): the defaults pass it to the registration, which decides.
+    """
+    faces = [ct.face(i) for i in range(30)]
+    m = cv2.getRotationMatrix2D((24, 24), degrees, scale)
+    m[:, 2] += (dx, dy)
+    faces.append(cv2.warpAffine(faces[3], m, (48, 48), borderMode=cv2.BORDER_REPLICATE))  # row 30
+    feats = _features_of(faces)
+    labels = np.array(["x"] * len(faces), dtype=object)
+    assert [tuple(p) for p in dups.near_pairs(feats, None, labels, DuplicateParams())] == [(3, 30)]
+    old = DuplicateParams(candidate_correlation=0.85, max_hash_distance=16, neighbours=8)
+    assert not len(dups.near_pairs(feats, None, labels, old))
